@@ -1,0 +1,32 @@
+# marketlake: two commands. `make run` runs the platform; `make test` passes the tests.
+.PHONY: setup run test demo lint typecheck bench proto clean
+
+VENV := .venv/bin
+
+setup:
+	@scripts/setup.sh
+
+run: setup
+	$(VENV)/marketlake run
+
+test: setup
+	$(VENV)/ruff check .
+	$(VENV)/pytest -q tests
+
+demo: setup
+	$(VENV)/marketlake demo
+
+lint: setup
+	$(VENV)/ruff check .
+	$(VENV)/mypy marketlake live_relay ingestors orchestration assets sensors resources
+
+bench: setup
+	$(VENV)/python -m bench.run_all
+
+# Regenerate the protobuf code (committed; tests/test_proto_fresh.py fails when it is stale).
+proto: setup
+	$(VENV)/python -m grpc_tools.protoc -Ilive_relay/proto --python_out=live_relay/proto \
+		--pyi_out=live_relay/proto live_relay/proto/marketlake.proto
+
+clean:
+	rm -rf .marketlake

@@ -1,0 +1,1 @@
+"""The wire: protocol messages, the codec, the relay and its notifier."""

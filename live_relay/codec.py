@@ -1,0 +1,186 @@
+"""The one codec of the wire format (seed 000).
+
+Frame 1 is one byte of protocol version; frame 2 is one byte of message type
+id followed by the protobuf payload. SUB receivers get a topic frame first and
+ROUTER sockets get identity frames first; `decode_sub` and `decode_router`
+peel those. Kafka records carry the same bytes as the two frames, joined
+(`encode_record` / `decode_record`).
+
+This is the only module that touches the generated protobuf classes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from enum import IntEnum
+from functools import cache
+from typing import Any
+
+from google.protobuf.message import DecodeError
+
+from live_relay import messages as m
+from live_relay.proto import marketlake_pb2 as pb
+
+PROTOCOL_VERSION = 1
+VERSION_FRAME = bytes([PROTOCOL_VERSION])
+
+_PB_CLASS: dict[m.MessageType, Any] = {
+    m.MessageType.DATA_REQUEST: pb.DataRequest,
+    m.MessageType.DATA_RESPONSE: pb.DataResponse,
+    m.MessageType.INGESTOR_CONTROL: pb.IngestorControl,
+    m.MessageType.TICK: pb.Tick,
+    m.MessageType.OHLC: pb.OHLC,
+    m.MessageType.MARKET: pb.Market,
+    m.MessageType.OHLC_REQUEST: pb.OHLCRequest,
+    m.MessageType.RESPONSE: pb.Response,
+    m.MessageType.CEP_TRIGGER_REQUEST: pb.CEPTriggerRequest,
+    m.MessageType.CEP_TRIGGER_ACK: pb.CEPTriggerAck,
+    m.MessageType.CEP_TRIGGER_EVENT: pb.CEPTriggerEvent,
+    m.MessageType.OHLC_BATCH: pb.OHLCBatch,
+    m.MessageType.SUBMIT_HISTORICAL_REQUEST: pb.SubmitHistoricalRequest,
+    m.MessageType.SUBMIT_RESPONSE: pb.SubmitResponse,
+    m.MessageType.HISTORY_READY: pb.HistoryReadyNotification,
+}
+
+
+class FrameError(ValueError):
+    """A frame that cannot be decoded. `cause` is a short stable name used as a drop counter label."""
+
+    def __init__(self, cause: str, detail: str) -> None:
+        super().__init__(f"{cause}: {detail}")
+        self.cause = cause
+        self.detail = detail
+
+
+class DeprecatedMessageError(ValueError):
+    """Raised when code tries to send a deprecated type (they are decoded, never sent)."""
+
+
+# --- conversion between frozen dataclasses and protobuf ----------------------------------------
+
+
+@cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _to_pb(msg: Any, pb_cls: Any) -> Any:
+    out = pb_cls()
+    for f in dataclasses.fields(msg):
+        value = getattr(msg, f.name)
+        if isinstance(value, tuple):
+            target = getattr(out, f.name)
+            for item in value:
+                _fill_pb(item, target.add())
+        elif isinstance(value, dict):
+            getattr(out, f.name).update(value)
+        elif value is not None:
+            setattr(out, f.name, int(value) if isinstance(value, IntEnum) else value)
+    return out
+
+
+def _fill_pb(msg: Any, target: Any) -> None:
+    target.CopyFrom(_to_pb(msg, type(target)))
+
+
+def _from_pb(obj: Any, cls: type) -> Any:
+    hints = _hints(cls)
+    kwargs: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        value = getattr(obj, f.name)
+        hint = hints[f.name]
+        origin = typing.get_origin(hint)
+        if origin is tuple:
+            item_cls = typing.get_args(hint)[0]
+            kwargs[f.name] = tuple(_from_pb(item, item_cls) for item in value)
+        elif origin is dict:
+            kwargs[f.name] = dict(value)
+        elif isinstance(hint, type) and issubclass(hint, IntEnum):
+            try:
+                kwargs[f.name] = hint(value)
+            except ValueError as exc:  # an enum value this version does not know
+                raise FrameError("unknown_enum", f"{cls.__name__}.{f.name}={value}") from exc
+        else:
+            kwargs[f.name] = value
+    return cls(**kwargs)
+
+
+# --- envelope ------------------------------------------------------------------------------------
+
+
+def encode_payload(msg: m.Message) -> bytes:
+    """Frame 2: type id byte + protobuf payload."""
+    msg_type = m.TYPE_OF_CLASS[type(msg)]
+    if msg_type in m.DEPRECATED_TYPES:
+        raise DeprecatedMessageError(f"{msg_type.name} is deprecated: it is decoded, never sent")
+    return bytes([msg_type]) + _to_pb(msg, _PB_CLASS[msg_type]).SerializeToString()
+
+
+def encode(msg: m.Message) -> list[bytes]:
+    """The two-frame envelope [version, type + payload]."""
+    return [VERSION_FRAME, encode_payload(msg)]
+
+
+def encode_pub(topic: str, msg: m.Message) -> list[bytes]:
+    """[topic, version, type + payload] for PUB sockets."""
+    return [topic.encode(), VERSION_FRAME, encode_payload(msg)]
+
+
+def decode_payload(frame: bytes) -> m.Message:
+    if len(frame) < 1:
+        raise FrameError("truncated", "empty message frame")
+    try:
+        msg_type = m.MessageType(frame[0])
+    except ValueError as exc:
+        raise FrameError("unknown_type", f"type id 0x{frame[0]:02x}") from exc
+    parsed = _PB_CLASS[msg_type]()
+    try:
+        parsed.ParseFromString(frame[1:])
+    except DecodeError as exc:
+        raise FrameError("malformed", f"{msg_type.name} payload does not parse: {exc}") from exc
+    return typing.cast(m.Message, _from_pb(parsed, m.CLASS_OF_TYPE[msg_type]))
+
+
+def decode(frames: list[bytes]) -> m.Message:
+    """Decode the two-frame envelope; raises FrameError with a countable cause."""
+    if len(frames) != 2:
+        raise FrameError("frame_count", f"expected 2 frames, got {len(frames)}")
+    version, payload = frames
+    if len(version) != 1:
+        raise FrameError("truncated" if not version else "malformed", f"version frame of {len(version)} bytes")
+    if version[0] != PROTOCOL_VERSION:
+        raise FrameError("version_mismatch", f"version {version[0]}, expected {PROTOCOL_VERSION}")
+    return decode_payload(payload)
+
+
+def decode_sub(frames: list[bytes]) -> tuple[str, m.Message]:
+    """SUB side: [topic, version, payload]."""
+    if len(frames) != 3:
+        raise FrameError("frame_count", f"expected topic + 2 frames, got {len(frames)}")
+    try:
+        topic = frames[0].decode()
+    except UnicodeDecodeError as exc:
+        raise FrameError("malformed", "topic frame is not UTF-8") from exc
+    return topic, decode(frames[1:])
+
+
+def split_router(frames: list[bytes]) -> tuple[list[bytes], list[bytes]]:
+    """ROUTER side: identity frames up to the empty delimiter (REQ peers), then the envelope."""
+    try:
+        delimiter = frames.index(b"")
+    except ValueError:
+        # DEALER peers may send no delimiter: the identity is the first frame.
+        return frames[:1], frames[1:]
+    return frames[: delimiter + 1], frames[delimiter + 1 :]
+
+
+def encode_record(msg: m.Message) -> bytes:
+    """A Kafka record value: the same bytes as the two frames, joined."""
+    return VERSION_FRAME + encode_payload(msg)
+
+
+def decode_record(value: bytes | None) -> m.Message:
+    if not value or len(value) < 2:
+        raise FrameError("truncated", f"record of {0 if not value else len(value)} bytes")
+    return decode([value[:1], value[1:]])

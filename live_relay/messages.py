@@ -1,0 +1,284 @@
+"""The project's own frozen message types, one per protobuf message of seed 000.
+
+Only live_relay/codec.py converts these to and from the generated protobuf
+classes; everything else in the project works with these. Field names and
+meanings are those of live_relay/proto/marketlake.proto.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+
+class MessageType(IntEnum):
+    """Type ids of seed 000 (first byte of frame 2)."""
+
+    DATA_REQUEST = 0x01
+    DATA_RESPONSE = 0x02  # deprecated: decoded, never sent
+    INGESTOR_CONTROL = 0x03
+    TICK = 0x04
+    OHLC = 0x05
+    MARKET = 0x06
+    OHLC_REQUEST = 0x07  # deprecated
+    RESPONSE = 0x08  # deprecated
+    CEP_TRIGGER_REQUEST = 0x09
+    CEP_TRIGGER_ACK = 0x0A
+    CEP_TRIGGER_EVENT = 0x0B
+    OHLC_BATCH = 0x0C
+    SUBMIT_HISTORICAL_REQUEST = 0x10
+    SUBMIT_RESPONSE = 0x11
+    HISTORY_READY = 0x12
+
+
+DEPRECATED_TYPES = frozenset({MessageType.DATA_RESPONSE, MessageType.OHLC_REQUEST, MessageType.RESPONSE})
+
+
+class Status(IntEnum):
+    UNSPECIFIED = 0
+    OK = 1
+    ERROR = 2
+
+
+class NotifyPattern(IntEnum):
+    UNSPECIFIED = 0
+    PER_CLIENT = 1
+    PER_REQUEST = 2
+
+
+class RequestKind(IntEnum):
+    UNSPECIFIED = 0
+    HISTORICAL = 1
+    REALTIME = 2
+
+
+class ControlAction(IntEnum):
+    UNSPECIFIED = 0
+    CANCEL = 1
+    SHUTDOWN = 2
+    CONFIG = 3
+
+
+class TriggerKind(IntEnum):
+    UNSPECIFIED = 0
+    PRICE_CROSS = 1
+    VOLUME_OVER_WINDOW = 2
+
+
+class BatchKind(IntEnum):
+    UNSPECIFIED = 0
+    METADATA = 1
+    ROWS = 2
+    END = 3
+
+
+@dataclass(frozen=True, slots=True)
+class DataRequest:
+    request_id: str = ""
+    client_id: str = ""
+    kind: RequestKind = RequestKind.HISTORICAL
+    ticker: str = ""
+    period_seconds: int = 0
+    start_time: int = 0
+    end_time: int = 0
+    notification_topic: str = ""
+    submitted_at: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    ticker: str = ""
+    trade_id: str = ""
+    price: str = ""
+    size: str = ""
+    buyer_is_maker: bool = False
+    exchange_time_ns: int = 0
+    receive_time_ns: int = 0
+    first_trade_id: str = ""
+    last_trade_id: str = ""
+    sequence: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class OHLC:
+    ticker: str = ""
+    period_seconds: int = 0
+    open_time: int = 0
+    open: str = ""
+    high: str = ""
+    low: str = ""
+    close: str = ""
+    volume: str = ""
+    quote_volume: str = ""
+    trade_count: int = 0
+    taker_buy_volume: str = ""
+    taker_buy_quote_volume: str = ""
+    closed: bool = False
+    sequence: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class DataResponse:
+    request_id: str = ""
+    status: Status = Status.UNSPECIFIED
+    error_message: str = ""
+    rows: tuple[OHLC, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class IngestorControl:
+    action: ControlAction = ControlAction.UNSPECIFIED
+    exchange: str = ""
+    request_id: str = ""
+    config: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Market:
+    ticker: str = ""
+    exchange_symbol: str = ""
+    base: str = ""
+    quote: str = ""
+    price_tick: str = ""
+    size_step: str = ""
+    min_notional: str = ""
+    status: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class OHLCRequest:
+    request_id: str = ""
+    ticker: str = ""
+    period_seconds: int = 0
+    start_time: int = 0
+    end_time: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    request_id: str = ""
+    status: Status = Status.UNSPECIFIED
+    error_message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CEPTriggerRequest:
+    trigger_id: str = ""
+    client_id: str = ""
+    ticker: str = ""
+    kind: TriggerKind = TriggerKind.UNSPECIFIED
+    level: str = ""
+    window_seconds: int = 0
+    once: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CEPTriggerAck:
+    trigger_id: str = ""
+    status: Status = Status.UNSPECIFIED
+    error_message: str = ""
+    notification_topic: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CEPTriggerEvent:
+    trigger_id: str = ""
+    ticker: str = ""
+    value: str = ""
+    event_time_ns: int = 0
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class OHLCBatch:
+    kind: BatchKind = BatchKind.UNSPECIFIED
+    batch_id: str = ""
+    request_id: str = ""
+    client_id: str = ""
+    ticker: str = ""
+    period_seconds: int = 0
+    start_time: int = 0
+    end_time: int = 0
+    notification_topic: str = ""
+    source: str = ""
+    sequence: int = 0
+    rows: tuple[OHLC, ...] = ()
+    ticks: tuple[Tick, ...] = ()
+    status: Status = Status.UNSPECIFIED
+    error_message: str = ""
+    row_count: int = 0
+    fetched_at: int = 0
+    ingestor_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitHistoricalRequest:
+    request_id: str = ""
+    client_id: str = ""
+    ticker: str = ""
+    period_seconds: int = 0
+    start_time: int = 0
+    end_time: int = 0
+    notify: NotifyPattern = NotifyPattern.PER_CLIENT
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitResponse:
+    request_id: str = ""
+    status: Status = Status.UNSPECIFIED
+    error_message: str = ""
+    notification_topic: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryReadyNotification:
+    request_id: str = ""
+    client_id: str = ""
+    status: Status = Status.UNSPECIFIED
+    ticker: str = ""
+    period_seconds: int = 0
+    start_time: int = 0
+    end_time: int = 0
+    row_count: int = 0
+    table: str = ""
+    snapshot_id: int = 0
+    error_message: str = ""
+    completed_at: int = 0
+
+
+Message = (
+    DataRequest
+    | DataResponse
+    | IngestorControl
+    | Tick
+    | OHLC
+    | Market
+    | OHLCRequest
+    | Response
+    | CEPTriggerRequest
+    | CEPTriggerAck
+    | CEPTriggerEvent
+    | OHLCBatch
+    | SubmitHistoricalRequest
+    | SubmitResponse
+    | HistoryReadyNotification
+)
+
+TYPE_OF_CLASS: dict[type, MessageType] = {
+    DataRequest: MessageType.DATA_REQUEST,
+    DataResponse: MessageType.DATA_RESPONSE,
+    IngestorControl: MessageType.INGESTOR_CONTROL,
+    Tick: MessageType.TICK,
+    OHLC: MessageType.OHLC,
+    Market: MessageType.MARKET,
+    OHLCRequest: MessageType.OHLC_REQUEST,
+    Response: MessageType.RESPONSE,
+    CEPTriggerRequest: MessageType.CEP_TRIGGER_REQUEST,
+    CEPTriggerAck: MessageType.CEP_TRIGGER_ACK,
+    CEPTriggerEvent: MessageType.CEP_TRIGGER_EVENT,
+    OHLCBatch: MessageType.OHLC_BATCH,
+    SubmitHistoricalRequest: MessageType.SUBMIT_HISTORICAL_REQUEST,
+    SubmitResponse: MessageType.SUBMIT_RESPONSE,
+    HistoryReadyNotification: MessageType.HISTORY_READY,
+}
+CLASS_OF_TYPE: dict[MessageType, type] = {v: k for k, v in TYPE_OF_CLASS.items()}

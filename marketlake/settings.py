@@ -1,0 +1,86 @@
+"""The one typed settings object, read from MARKETLAKE_* environment variables.
+
+Every default runs the platform on one machine (embedded mode). The README
+lists every variable; `marketlake config` prints the values in effect.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MARKETLAKE_", extra="ignore")
+
+    home: Path = Field(REPO_ROOT / ".marketlake", description="State directory: Kafka data, logs, warehouse.")
+    data_dir: Path = Field(
+        REPO_ROOT.parent / "shared" / "data", description="Recorded exchange data read by the replay servers."
+    )
+
+    # Kafka
+    kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers.")
+    kafka_topic_prefix: str = Field("marketlake.", description="Prefix of every Kafka topic the project uses.")
+    kafka_history_partitions: int = Field(4, description="Partitions of the history batch topic.")
+
+    # Relay (binds on relay_bind_host, everyone else connects to relay_host)
+    relay_host: str = Field("127.0.0.1", description="Host that clients and ingestors connect to.")
+    relay_bind_host: str = Field("127.0.0.1", description="Interface the relay binds ('*' for all).")
+    client_port: int = Field(5559, description="ROUTER: client requests.")
+    work_port: int = Field(5555, description="PUB: ingestor work queue, exchange-prefixed topics.")
+    control_port: int = Field(5556, description="PUB: ingestor control channel.")
+    xsub_port: int = Field(5557, description="XSUB: publishers connect here.")
+    xpub_port: int = Field(5558, description="XPUB: subscribers connect here.")
+    max_request_days: int = Field(366, description="Longest history range one request may ask for.")
+    kafka_ack_timeout_seconds: float = Field(10.0, description="How long the relay waits for Kafka before refusing.")
+
+    # Notifications
+    notify_subscriber_wait_seconds: float = Field(
+        3.0, description="How long a short-lived notifier waits to see a subscriber before it sends anyway."
+    )
+
+    # Iceberg
+    catalog_name: str = Field("marketlake", description="Iceberg catalog name (the SQL catalog keys tables by it).")
+    catalog_uri: str = Field("", description="SQL catalog URI; default: SQLite under home.")
+    warehouse: str = Field("", description="Warehouse location; default: a directory under home.")
+
+    # Exchanges
+    binance_rest_url: str = Field("http://127.0.0.1:8765", description="Binance REST base URL (replay server by default).")
+    binance_ws_url: str = Field("ws://127.0.0.1:8765/ws", description="Binance websocket base URL.")
+    sim_host: str = Field("127.0.0.1", description="Replay server bind host.")
+    sim_port: int = Field(8765, description="Replay server port.")
+    http_max_retries: int = Field(6, description="Retries of one REST call before the request fails.")
+
+    # Dagster
+    dagster_home: Path = Field(Path(""), description="DAGSTER_HOME; default: home/dagster.")
+    history_sensor_interval_seconds: int = Field(1, description="How often the history batch sensor runs.")
+    postgres_url: str = Field(
+        "", description="If set (postgresql+psycopg2://...), Dagster storage and the Iceberg catalog use it."
+    )
+
+    def model_post_init(self, _context: object) -> None:
+        if not self.catalog_uri:
+            self.catalog_uri = self.postgres_url or f"sqlite:///{self.home / 'iceberg' / 'catalog.db'}"
+        if not self.warehouse:
+            self.warehouse = f"file://{self.home / 'iceberg' / 'warehouse'}"
+        if str(self.dagster_home) in ("", "."):
+            self.dagster_home = self.home / "dagster"
+
+    def relay_endpoint(self, port: int) -> str:
+        return f"tcp://{self.relay_host}:{port}"
+
+    def bind_endpoint(self, port: int) -> str:
+        return f"tcp://{self.relay_bind_host}:{port}"
+
+    def topic(self, name: str) -> str:
+        return f"{self.kafka_topic_prefix}{name}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
