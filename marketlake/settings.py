@@ -36,6 +36,7 @@ class Settings(BaseSettings):
     control_port: int = Field(5556, description="PUB: ingestor control channel.")
     xsub_port: int = Field(5557, description="XSUB: publishers connect here.")
     xpub_port: int = Field(5558, description="XPUB: subscribers connect here.")
+    relay_metrics_port: int = Field(9464, description="Prometheus metrics of the relay (0 disables).")
     max_request_days: int = Field(366, description="Longest history range one request may ask for.")
     kafka_ack_timeout_seconds: float = Field(10.0, description="How long the relay waits for Kafka before refusing.")
 
@@ -62,6 +63,7 @@ class Settings(BaseSettings):
     postgres_url: str = Field(
         "", description="If set (postgresql+psycopg2://...), Dagster storage and the Iceberg catalog use it."
     )
+    postgres_port: int = Field(55432, description="Port of the project's own PostgreSQL server (`ensure_postgres`).")
 
     def model_post_init(self, _context: object) -> None:
         if not self.catalog_uri:

@@ -1,0 +1,233 @@
+"""The relay: the stateless, well-known bind point of seed 000.
+
+Sockets (all bound here, everyone else connects):
+  ROUTER client_port  SubmitHistoricalRequest -> SubmitResponse
+  PUB    work_port    DataRequest, topic "EXCHANGE:" (the ingestor work queue)
+  PUB    control_port IngestorControl (broadcast)
+  XSUB   xsub_port    publishers connect (market data, notifications)
+  XPUB   xpub_port    subscribers connect
+
+A request is answered OK only after Kafka acknowledged it (acks=all) on the
+exchange's request topic; that is what makes "accepted" mean "durable", and
+why ingestors claim work from a Kafka consumer group (exactly one serves it,
+it waits there when none runs). The relay keeps no per-request state: the
+Kafka delivery callback carries the reply address.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+import zmq
+from confluent_kafka import KafkaError, Message, Producer
+from prometheus_client import CollectorRegistry, Counter
+
+from live_relay import codec
+from live_relay.messages import (
+    DataRequest,
+    RequestKind,
+    Status,
+    SubmitHistoricalRequest,
+    SubmitResponse,
+)
+from live_relay.topics import notification_topic, parse_ticker, work_queue_topic
+from live_relay.validation import RequestError, validate_submit
+from marketlake.kafka_broker import ensure_topics
+from marketlake.kafka_topics import all_topics, producer_config, request_topic
+from marketlake.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class RelayMetrics:
+    """Prometheus counters of the relay, in their own registry so several relays can share a process."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.dropped = Counter(
+            "marketlake_relay_dropped", "Messages dropped by the relay, by socket and cause",
+            ["socket", "cause"], registry=self.registry,
+        )  # fmt: skip
+        self.requests = Counter(
+            "marketlake_relay_requests", "Client requests by outcome", ["status"], registry=self.registry
+        )
+        self.forwarded = Counter(
+            "marketlake_relay_forwarded", "Messages forwarded XSUB -> XPUB", registry=self.registry
+        )
+        self._logged: set[tuple[str, str]] = set()
+
+    def drop(self, socket: str, cause: str, detail: str) -> None:
+        self.dropped.labels(socket, cause).inc()
+        if (socket, cause) not in self._logged:  # log once per cause, count always
+            self._logged.add((socket, cause))
+            log.warning("dropping %s message (%s): %s", socket, cause, detail)
+
+    def dropped_total(self) -> float:
+        return sum(s.value for m in self.dropped.collect() for s in m.samples if s.name.endswith("_total"))
+
+
+class Relay:
+    def __init__(self, settings: Settings, metrics: RelayMetrics | None = None) -> None:
+        self.settings = settings
+        self.metrics = metrics or RelayMetrics()
+        self.ctx = zmq.Context()
+        self._stop = threading.Event()
+        self.ready = threading.Event()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _bind(self, kind: int, port: int) -> zmq.Socket:
+        sock = self.ctx.socket(kind)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.bind(self.settings.bind_endpoint(port))
+        return sock
+
+    def run(self) -> None:
+        s = self.settings
+        ensure_topics(s.kafka_bootstrap, all_topics(s))
+        producer = Producer(producer_config(s, **{"message.timeout.ms": int(s.kafka_ack_timeout_seconds * 1000)}))
+        router = self._bind(zmq.ROUTER, s.client_port)
+        router.setsockopt(zmq.ROUTER_MANDATORY, 0)
+        work = self._bind(zmq.PUB, s.work_port)
+        self.control = self._bind(zmq.PUB, s.control_port)
+        xsub = self._bind(zmq.XSUB, s.xsub_port)
+        xpub = self._bind(zmq.XPUB, s.xpub_port)
+        xpub.setsockopt(zmq.SNDHWM, 100_000)
+        poller = zmq.Poller()
+        for sock in (router, xsub, xpub):
+            poller.register(sock, zmq.POLLIN)
+        log.info("relay up: ROUTER %d, work PUB %d, control PUB %d, XSUB %d, XPUB %d",
+                 s.client_port, s.work_port, s.control_port, s.xsub_port, s.xpub_port)
+        self.ready.set()
+        try:
+            while not self._stop.is_set():
+                events = dict(poller.poll(50))
+                if xsub in events:
+                    self._forward_publications(xsub, xpub)
+                if xpub in events:
+                    self._forward_subscriptions(xpub, xsub)
+                if router in events:
+                    self._handle_requests(router, work, producer)
+                producer.poll(0)  # serves delivery callbacks, which send the replies
+        finally:
+            remaining = producer.flush(s.kafka_ack_timeout_seconds)
+            if remaining:
+                log.error("%d accepted requests were not acknowledged by Kafka at shutdown", remaining)
+            producer.poll(0)
+            for sock in (router, work, self.control, xsub, xpub):
+                sock.close(0)
+            self.ctx.term()
+            log.info("relay stopped")
+
+    # --- market data and notifications ------------------------------------------------------
+
+    def _forward_publications(self, xsub: zmq.Socket, xpub: zmq.Socket) -> None:
+        for _ in range(1000):  # bounded, so requests are not starved by a flood
+            try:
+                frames = xsub.recv_multipart(zmq.NOBLOCK, copy=True)
+            except zmq.Again:
+                return
+            cause = _publication_problem(frames)
+            if cause:
+                self.metrics.drop("xsub", cause, f"{len(frames)} frames")
+                continue
+            xpub.send_multipart(frames)
+            self.metrics.forwarded.inc()
+
+    def _forward_subscriptions(self, xpub: zmq.Socket, xsub: zmq.Socket) -> None:
+        while True:
+            try:
+                frames = xpub.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            if len(frames) != 1 or frames[0][:1] not in (b"\x00", b"\x01"):
+                self.metrics.drop("xpub", "not_a_subscription", f"{len(frames)} frames")
+                continue
+            xsub.send(frames[0])
+
+    # --- client requests ---------------------------------------------------------------------
+
+    def _handle_requests(self, router: zmq.Socket, work: zmq.Socket, producer: Producer) -> None:
+        while True:
+            try:
+                frames = router.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            identity, envelope = codec.split_router(frames)
+            try:
+                msg = codec.decode(envelope)
+            except codec.FrameError as exc:
+                self.metrics.drop("router", exc.cause, exc.detail)
+                self._reply(router, identity, SubmitResponse(status=Status.ERROR, error_message=f"bad frame: {exc}"))
+                continue
+            if not isinstance(msg, SubmitHistoricalRequest):
+                self.metrics.drop("router", "unexpected_type", type(msg).__name__)
+                reason = f"the request port takes SubmitHistoricalRequest, not {type(msg).__name__}"
+                self._reply(router, identity, SubmitResponse(status=Status.ERROR, error_message=reason))
+                continue
+            self._submit(router, work, producer, identity, msg)
+
+    def _submit(
+        self, router: zmq.Socket, work: zmq.Socket, producer: Producer, identity: list[bytes],
+        req: SubmitHistoricalRequest,
+    ) -> None:
+        try:
+            validate_submit(req, self.settings.max_request_days)
+        except RequestError as exc:
+            self.metrics.requests.labels("error").inc()
+            self._reply(router, identity, SubmitResponse(req.request_id, Status.ERROR, str(exc)))
+            return
+        topic = notification_topic(req.notify, req.client_id, req.request_id)
+        exchange = parse_ticker(req.ticker).exchange
+        data_request = DataRequest(
+            request_id=req.request_id, client_id=req.client_id, kind=RequestKind.HISTORICAL, ticker=req.ticker,
+            period_seconds=req.period_seconds, start_time=req.start_time, end_time=req.end_time,
+            notification_topic=topic, submitted_at=time.time_ns() // 1000,
+        )  # fmt: skip
+        on_delivery = self._on_durable(router, work, identity, data_request, exchange)
+        producer.produce(
+            request_topic(self.settings, exchange), key=req.request_id.encode(),
+            value=codec.encode_record(data_request), on_delivery=on_delivery,
+        )  # fmt: skip
+
+    def _on_durable(
+        self, router: zmq.Socket, work: zmq.Socket, identity: list[bytes], req: DataRequest, exchange: str
+    ) -> Callable[[KafkaError | None, Message], None]:
+        def deliver(err: KafkaError | None, _msg: Message) -> None:
+            if err is not None:
+                self.metrics.requests.labels("not_durable").inc()
+                reason = f"request not accepted: Kafka did not acknowledge it ({err.str()})"
+                self._reply(router, identity, SubmitResponse(req.request_id, Status.ERROR, reason))
+                return
+            self.metrics.requests.labels("ok").inc()
+            self._reply(router, identity, SubmitResponse(req.request_id, Status.OK, "", req.notification_topic))
+            work.send_multipart([work_queue_topic(exchange).encode(), *codec.encode(req)])
+
+        return deliver
+
+    def _reply(self, router: zmq.Socket, identity: list[bytes], response: SubmitResponse) -> None:
+        if not identity:
+            return
+        router.send_multipart([*identity, *codec.encode(response)])
+
+
+def _publication_problem(frames: list[bytes]) -> str:
+    """Cheap envelope check on the hot path: [topic, version, type + payload]."""
+    if len(frames) != 3:
+        return "frame_count"
+    if len(frames[1]) != 1:
+        return "truncated" if not frames[1] else "malformed"
+    if frames[1][0] != codec.PROTOCOL_VERSION:
+        return "version_mismatch"
+    if not frames[2]:
+        return "truncated"
+    if frames[2][0] not in _KNOWN_TYPES:
+        return "unknown_type"
+    return ""
+
+
+_KNOWN_TYPES = frozenset(int(t) for t in codec.m.MessageType)

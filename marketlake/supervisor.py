@@ -1,0 +1,176 @@
+"""Runs the platform's processes on one machine: starts them in order, restarts crashes, stops all on Ctrl-C.
+
+Each service is a `marketlake ...` (or `dagster dev`) child process with its
+own log file under MARKETLAKE_HOME/logs, and a readiness check. `make run`
+and `marketlake demo` both use it; the demo starts only what is not running.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from marketlake.kafka_broker import port_open
+from marketlake.settings import REPO_ROOT, Settings
+
+log = logging.getLogger(__name__)
+
+
+class ServiceError(RuntimeError):
+    """A service did not become ready, or kept crashing."""
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment that gives a child process exactly these settings."""
+    env = dict(os.environ)
+    for name in type(settings).model_fields:
+        env[f"MARKETLAKE_{name.upper()}"] = str(getattr(settings, name))
+    env["DAGSTER_HOME"] = str(settings.dagster_home)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+@dataclass
+class Service:
+    name: str
+    argv: list[str]
+    ready: Callable[[], bool]
+    ready_timeout: float = 90.0
+    process: subprocess.Popen[bytes] | None = field(default=None, init=False)
+    restarts: int = field(default=0, init=False)
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+
+def marketlake_argv(*args: str) -> list[str]:
+    return [sys.executable, "-m", "marketlake.cli", *args]
+
+
+def platform_services(settings: Settings) -> list[Service]:
+    """Kafka, replay server, relay, Binance ingestor, Dagster (webserver + daemon), in start order."""
+    from marketlake.kafka_topics import history_topic
+
+    kafka_host, kafka_port = settings.kafka_bootstrap.rsplit(":", 1)
+
+    def kafka_ready() -> bool:
+        if not port_open(kafka_host, int(kafka_port)):
+            return False
+        from confluent_kafka.admin import AdminClient
+
+        try:
+            md = AdminClient({"bootstrap.servers": settings.kafka_bootstrap}).list_topics(timeout=2)
+        except Exception:  # still starting
+            return False
+        return history_topic(settings) in md.topics
+
+    dagster_argv = [str(Path(sys.executable).parent / "dagster"), "dev", "-w", str(REPO_ROOT / "workspace.yaml"),
+                    "-h", "127.0.0.1", "-p", "3000"]
+    return [
+        Service("kafka", marketlake_argv("kafka"), kafka_ready, ready_timeout=120),
+        Service("exchange-sim", marketlake_argv("exchange-sim", "--exchange", "BINANCE"),
+                lambda: port_open(settings.sim_host, settings.sim_port)),
+        Service("relay", marketlake_argv("relay"), lambda: port_open(settings.relay_host, settings.client_port)),
+        Service("ingestor-binance", marketlake_argv("ingestor", "--exchange", "BINANCE"), lambda: True),
+        Service("dagster", dagster_argv, lambda: port_open("127.0.0.1", 3000), ready_timeout=180),
+    ]
+
+
+class Supervisor:
+    def __init__(self, settings: Settings, services: list[Service]) -> None:
+        self.settings = settings
+        self.services = services
+        self.log_dir = settings.home / "logs"
+        self.stopping = threading.Event()
+
+    def start(self, service: Service) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log_file = (self.log_dir / f"{service.name}.log").open("ab")
+        service.process = subprocess.Popen(
+            service.argv, stdout=log_file, stderr=subprocess.STDOUT, env=settings_env(self.settings),
+            cwd=REPO_ROOT, start_new_session=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + service.ready_timeout
+        while not service.ready():
+            if service.process.poll() is not None:
+                raise ServiceError(f"{service.name} exited with {service.process.returncode}; "
+                                   f"see {self.log_dir / (service.name + '.log')}")
+            if time.monotonic() > deadline:
+                raise ServiceError(f"{service.name} not ready after {service.ready_timeout}s; "
+                                   f"see {self.log_dir / (service.name + '.log')}")
+            time.sleep(0.25)  # polling a child process's readiness
+        log.info("%s ready (pid %d)", service.name, service.process.pid)
+
+    def start_all(self) -> None:
+        for service in self.services:
+            self.start(service)
+
+    def watch(self, max_restarts: int = 5) -> None:
+        """Restart crashed services (with backoff) until stop() is called."""
+        while not self.stopping.wait(1.0):
+            for service in self.services:
+                if service.process is not None and not service.running() and not self.stopping.is_set():
+                    if service.restarts >= max_restarts:
+                        raise ServiceError(f"{service.name} crashed {service.restarts} times; giving up")
+                    service.restarts += 1
+                    log.warning("%s exited with %s; restart %d", service.name, service.process.returncode,
+                                service.restarts)
+                    time.sleep(min(2**service.restarts, 30))  # restart backoff
+                    self.start(service)
+
+    def stop_all(self, timeout: float = 30.0) -> None:
+        """SIGINT (Dagster wants it on its own pid), then SIGTERM, then SIGKILL, in reverse start order."""
+        self.stopping.set()
+        for service in reversed(self.services):
+            proc = service.process
+            if proc is None or proc.poll() is not None:
+                continue
+            for sig, wait in ((signal.SIGINT, timeout), (signal.SIGTERM, 10.0), (signal.SIGKILL, 10.0)):
+                try:
+                    os.killpg(proc.pid, sig)
+                except ProcessLookupError:
+                    break
+                try:
+                    proc.wait(wait)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
+            log.info("%s stopped", service.name)
+
+
+TRY_THIS = """
+marketlake is running. Logs: {logs}
+  Dagster UI:      http://127.0.0.1:3000
+  Ask for history: .venv/bin/marketlake history BINANCE:BTC/USDT --period 60 --start 2024-08-08 --end 2024-08-09
+  Query it:        .venv/bin/marketlake sql "SELECT ticker, count(*) FROM market.ohlc GROUP BY ticker"
+  Watch topics:    .venv/bin/marketlake subscribe RESPONSE:
+  Whole tour:      .venv/bin/marketlake demo
+Ctrl-C stops everything.
+"""
+
+
+def run_platform(settings: Settings) -> int:
+    from orchestration.instance import write_instance_yaml
+
+    write_instance_yaml(settings)
+    sup = Supervisor(settings, platform_services(settings))
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: sup.stopping.set())
+    try:
+        sup.start_all()
+        print(TRY_THIS.format(logs=sup.log_dir), flush=True)
+        sup.watch()
+    except ServiceError as exc:
+        log.error("%s", exc)
+        return 1
+    finally:
+        sup.stop_all()
+    return 0
