@@ -38,7 +38,9 @@ def publish_many(
     """Publish several messages over one connection; each waits for its own topic's subscriber."""
     import zmq  # imported here: the Dagster code location must not import pyzmq at import time
 
-    ctx = zmq.Context.instance()
+    # A context of its own: term() below blocks until the queued frames have left (up to LINGER_MS),
+    # which a process about to exit needs; a shared context would not be terminated in time.
+    ctx = zmq.Context()
     sock = ctx.socket(zmq.XPUB)
     sock.setsockopt(zmq.LINGER, LINGER_MS)
     sock.setsockopt(zmq.SNDHWM, 0)
@@ -57,7 +59,8 @@ def publish_many(
     except zmq.ZMQError as exc:
         raise NotifyError(f"could not publish to relay at {settings.relay_endpoint(settings.xsub_port)}: {exc}") from exc
     finally:
-        sock.close()  # linger lets queued frames leave before the process exits
+        sock.close()
+        ctx.term()
     return result
 
 

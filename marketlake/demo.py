@@ -22,17 +22,16 @@ EXPECTED_ROWS = 1440
 
 
 def run_demo(settings: Settings, keep_running: bool = False, timeout: float = 180.0) -> int:
+    from orchestration.instance import write_instance_yaml
+
     from marketlake.client import ClientError, MarketlakeClient
     from marketlake.stages import RequestTimes, stage_seconds
     from marketlake.summary import summarize
-    from orchestration.instance import write_instance_yaml
 
     t0 = time.monotonic()
     result: dict[str, Any] = {"status": "ERROR", "rows": 0, "seconds": 0.0}
     write_instance_yaml(settings)
-    services = [s for s in platform_services(settings) if not s.ready() or s.name == "ingestor-binance"]
-    if any(s.name == "relay" for s in platform_services(settings) if s.ready()):
-        services = [s for s in services if s.name != "ingestor-binance"]  # a running platform has its ingestor
+    services = [s for s in platform_services(settings) if not s.ready()]
     sup = Supervisor(settings, services)
     try:
         print(f"starting: {', '.join(s.name for s in services) or 'nothing (all running)'}", flush=True)

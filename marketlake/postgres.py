@@ -103,9 +103,7 @@ class PostgresServer:
         self._prepare_dir()
         if self.initialised():
             return
-        result = self._run(
-            "initdb", "-D", str(self.data_dir), "-U", SUPERUSER, "--auth=trust", "-E", "UTF8", "--locale=C"
-        )
+        result = self._run("initdb", "-D", str(self.data_dir), "-U", SUPERUSER, "--auth=trust", "-E", "UTF8", "--locale=C")
         if result.returncode != 0:
             raise PostgresError(f"initdb in {self.data_dir} failed: {result.stderr.strip() or result.stdout}")
         with (self.data_dir / "postgresql.conf").open("a") as conf:

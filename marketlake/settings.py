@@ -60,6 +60,12 @@ class Settings(BaseSettings):
     # Dagster
     dagster_home: Path = Field(Path(""), description="DAGSTER_HOME; default: home/dagster.")
     history_sensor_interval_seconds: int = Field(1, description="How often the history batch sensor runs.")
+    history_sensor_max_records: int = Field(
+        5000, description="Records the history sensor reads per partition per tick (more only to finish a batch)."
+    )
+    history_batch_abandon_seconds: float = Field(
+        900.0, description="A history batch still open this long after its METADATA record is abandoned."
+    )
     postgres_url: str = Field(
         "", description="If set (postgresql+psycopg2://...), Dagster storage and the Iceberg catalog use it."
     )

@@ -79,9 +79,24 @@ def platform_services(settings: Settings) -> list[Service]:
         Service("exchange-sim", marketlake_argv("exchange-sim", "--exchange", "BINANCE"),
                 lambda: port_open(settings.sim_host, settings.sim_port)),
         Service("relay", marketlake_argv("relay"), lambda: port_open(settings.relay_host, settings.client_port)),
-        Service("ingestor-binance", marketlake_argv("ingestor", "--exchange", "BINANCE"), lambda: True),
+        Service("ingestor-binance", marketlake_argv("ingestor", "--exchange", "BINANCE"),
+                lambda: ingestor_group_members(settings, "BINANCE") > 0),
         Service("dagster", dagster_argv, lambda: port_open("127.0.0.1", 3000), ready_timeout=180),
     ]
+
+
+def ingestor_group_members(settings: Settings, exchange: str) -> int:
+    """How many ingestors of `exchange` are in its Kafka consumer group right now."""
+    from confluent_kafka.admin import AdminClient
+
+    from marketlake.kafka_topics import ingestor_group
+
+    group = ingestor_group(settings, exchange)
+    try:
+        future = AdminClient({"bootstrap.servers": settings.kafka_bootstrap}).describe_consumer_groups([group])[group]
+        return len(future.result(timeout=5).members)
+    except Exception:  # broker down or group unknown: nobody is serving
+        return 0
 
 
 class Supervisor:

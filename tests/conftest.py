@@ -17,6 +17,8 @@ from marketlake.kafka_broker import KafkaBroker, ensure_topics, free_port
 from marketlake.kafka_topics import all_topics
 from marketlake.settings import REPO_ROOT, Settings
 
+pytest_plugins = ["tests.relay_fixtures"]
+
 DATA_DIR = Path(os.environ.get("MARKETLAKE_DATA_DIR", REPO_ROOT.parent / "shared" / "data"))
 
 

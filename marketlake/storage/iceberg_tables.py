@@ -10,6 +10,7 @@ table's history (see STACK-NOTES).
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -154,10 +155,8 @@ def open_catalog(name: str, uri: str, warehouse: str) -> SqlCatalog:
     if warehouse_path is not None:
         warehouse_path.mkdir(parents=True, exist_ok=True)
     catalog = SqlCatalog(name, uri=uri, warehouse=warehouse)
-    try:
+    with contextlib.suppress(NamespaceAlreadyExistsError):  # made by an earlier process
         catalog.create_namespace(NAMESPACE)
-    except NamespaceAlreadyExistsError:
-        pass
     return catalog
 
 
