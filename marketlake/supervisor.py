@@ -99,6 +99,23 @@ def ingestor_group_members(settings: Settings, exchange: str) -> int:
         return 0
 
 
+def dagster_daemon_ready(settings: Settings) -> bool:
+    """The daemon is up when its sensor loop has written a heartbeat to the instance."""
+    from dagster import DagsterInstance
+
+    try:
+        with DagsterInstance.from_config(str(settings.dagster_home)) as instance:
+            return "SENSOR" in instance.get_daemon_heartbeats()
+    except Exception:  # storage not created yet
+        return False
+
+
+def dagster_daemon_service(settings: Settings) -> Service:
+    """Sensors, run queue and run launching without the webserver (tests, headless hosts)."""
+    argv = [str(Path(sys.executable).parent / "dagster-daemon"), "run", "-w", str(REPO_ROOT / "workspace.yaml")]
+    return Service("dagster-daemon", argv, lambda: dagster_daemon_ready(settings), ready_timeout=180)
+
+
 class Supervisor:
     def __init__(self, settings: Settings, services: list[Service]) -> None:
         self.settings = settings
@@ -141,24 +158,28 @@ class Supervisor:
                     time.sleep(min(2**service.restarts, 30))  # restart backoff
                     self.start(service)
 
+    def stop_service(self, service: Service, timeout: float = 30.0) -> None:
+        """SIGINT (Dagster wants it on its own pid), then SIGTERM, then SIGKILL."""
+        proc = service.process
+        if proc is None or proc.poll() is not None:
+            return
+        for sig, wait in ((signal.SIGINT, timeout), (signal.SIGTERM, 10.0), (signal.SIGKILL, 10.0)):
+            try:
+                os.killpg(proc.pid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                proc.wait(wait)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        log.info("%s stopped", service.name)
+
     def stop_all(self, timeout: float = 30.0) -> None:
-        """SIGINT (Dagster wants it on its own pid), then SIGTERM, then SIGKILL, in reverse start order."""
+        """Stop every service in reverse start order."""
         self.stopping.set()
         for service in reversed(self.services):
-            proc = service.process
-            if proc is None or proc.poll() is not None:
-                continue
-            for sig, wait in ((signal.SIGINT, timeout), (signal.SIGTERM, 10.0), (signal.SIGKILL, 10.0)):
-                try:
-                    os.killpg(proc.pid, sig)
-                except ProcessLookupError:
-                    break
-                try:
-                    proc.wait(wait)
-                    break
-                except subprocess.TimeoutExpired:
-                    continue
-            log.info("%s stopped", service.name)
+            self.stop_service(service, timeout)
 
 
 TRY_THIS = """

@@ -7,7 +7,6 @@ Kafka topic prefix, so tests share the broker without seeing each other's data.
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,9 +16,10 @@ from marketlake.kafka_broker import KafkaBroker, ensure_topics, free_port
 from marketlake.kafka_topics import all_topics
 from marketlake.settings import REPO_ROOT, Settings
 
-pytest_plugins = ["tests.relay_fixtures"]
+from .factories import DATA_DIR, make_settings
 
-DATA_DIR = Path(os.environ.get("MARKETLAKE_DATA_DIR", REPO_ROOT.parent / "shared" / "data"))
+pytest_plugins = ["tests.relay_fixtures", "tests.platform_fixtures"]
+
 
 
 @pytest.fixture(scope="session")
@@ -29,27 +29,6 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBrok
     broker.start()
     yield broker
     broker.stop()
-
-
-def make_settings(home: Path, bootstrap: str, **overrides: object) -> Settings:
-    values: dict[str, object] = {
-        "home": home,
-        "data_dir": DATA_DIR,
-        "kafka_bootstrap": bootstrap,
-        "kafka_topic_prefix": f"t{uuid.uuid4().hex[:10]}.",
-        "client_port": free_port(),
-        "work_port": free_port(),
-        "control_port": free_port(),
-        "xsub_port": free_port(),
-        "xpub_port": free_port(),
-        "sim_port": free_port(),
-        "notify_subscriber_wait_seconds": 2.0,
-    }
-    values.update(overrides)
-    settings = Settings(**values)  # type: ignore[arg-type]
-    settings.binance_rest_url = f"http://127.0.0.1:{settings.sim_port}"
-    settings.binance_ws_url = f"ws://127.0.0.1:{settings.sim_port}/ws"
-    return settings
 
 
 @pytest.fixture
