@@ -192,9 +192,12 @@ def _statements(read_line: Callable[[str], str | None]) -> Iterator[str]:
         yield "\n".join(buffer)
 
 
-def shell(settings: Settings, fmt: OutputFormat | str = "table", stdin: IO[str] | None = None,
-          stdout: IO[str] | None = None) -> None:  # fmt: skip
+def shell(
+    settings: Settings, fmt: OutputFormat | str = "table", stdin: IO[str] | None = None, stdout: IO[str] | None = None
+) -> None:
     """Interactive SQL over the `market` views. `.tables` lists them, `.refresh` re-reads the catalog, `.quit`."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown output format {fmt!r}; expected one of {', '.join(FORMATS)}")
     out = stdout or sys.stdout
     interactive = stdin is None and sys.stdin.isatty()
     source = stdin or sys.stdin

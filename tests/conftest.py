@@ -18,7 +18,7 @@ from marketlake.settings import REPO_ROOT, Settings
 
 from .factories import DATA_DIR, make_settings
 
-pytest_plugins = ["tests.relay_fixtures", "tests.platform_fixtures"]
+pytest_plugins = ["tests.relay_fixtures", "tests.platform_fixtures", "tests.pg_fixtures"]
 
 
 

@@ -1,6 +1,6 @@
 """Pytest plugin: the project's own PostgreSQL server for the session, and a fresh database per test.
 
-Registered from tests/conftest.py with `pytest_plugins = ["pg_fixtures"]`. The cluster lives in a
+Registered from tests/conftest.py: `pytest_plugins = [..., "tests.pg_fixtures"]`. The cluster lives in a
 fresh directory under the system temp dir rather than in pytest's tmp_path, because when the tests
 run as root the server runs as the `postgres` OS user, which cannot enter pytest's 0700 directories.
 """

@@ -87,15 +87,15 @@ def test_dagster_instance_with_postgres_storage_records_run(postgres_database: s
     dagster_home = tmp_path / "dagster_home"
     dagster_home.mkdir()
     (dagster_home / "dagster.yaml").write_text(
-        f"storage:\n  postgres:\n    postgres_url: \"{postgres_database}\"\n"
-        "telemetry:\n  enabled: false\n"
+        f'storage:\n  postgres:\n    postgres_url: "{postgres_database}"\ntelemetry:\n  enabled: false\n'
     )
     with DagsterInstance.from_config(str(dagster_home)) as instance:
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
         result = _hello_job.execute_in_process(instance=instance)
         assert result.success
         run_id = result.run_id
-        assert instance.get_run_by_id(run_id).status == DagsterRunStatus.SUCCESS
+        recorded = instance.get_run_by_id(run_id)
+        assert recorded is not None and recorded.status == DagsterRunStatus.SUCCESS
 
     with psycopg2.connect(_dsn_of(postgres_database)) as conn, conn.cursor() as cur:
         cur.execute("SELECT pipeline_name, status FROM runs WHERE run_id = %s", (run_id,))
