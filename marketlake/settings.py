@@ -59,6 +59,7 @@ class Settings(BaseSettings):
 
     # Dagster
     dagster_home: Path = Field(Path(""), description="DAGSTER_HOME; default: home/dagster.")
+    dagster_port: int = Field(3000, description="Dagster UI (dagster dev) port on 127.0.0.1.")
     history_sensor_interval_seconds: int = Field(1, description="How often the history batch sensor runs.")
     history_sensor_max_records: int = Field(
         5000, description="Records the history sensor reads per partition per tick (more only to finish a batch)."

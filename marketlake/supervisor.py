@@ -73,7 +73,7 @@ def platform_services(settings: Settings) -> list[Service]:
         return history_topic(settings) in md.topics
 
     dagster_argv = [str(Path(sys.executable).parent / "dagster"), "dev", "-w", str(REPO_ROOT / "workspace.yaml"),
-                    "-h", "127.0.0.1", "-p", "3000"]
+                    "-h", "127.0.0.1", "-p", str(settings.dagster_port)]
     return [
         Service("kafka", marketlake_argv("kafka"), kafka_ready, ready_timeout=120),
         Service("exchange-sim", marketlake_argv("exchange-sim", "--exchange", "BINANCE"),
@@ -81,7 +81,7 @@ def platform_services(settings: Settings) -> list[Service]:
         Service("relay", marketlake_argv("relay"), lambda: port_open(settings.relay_host, settings.client_port)),
         Service("ingestor-binance", marketlake_argv("ingestor", "--exchange", "BINANCE"),
                 lambda: ingestor_group_members(settings, "BINANCE") > 0),
-        Service("dagster", dagster_argv, lambda: port_open("127.0.0.1", 3000), ready_timeout=180),
+        Service("dagster", dagster_argv, lambda: port_open("127.0.0.1", settings.dagster_port), ready_timeout=180),
     ]
 
 
@@ -184,7 +184,7 @@ class Supervisor:
 
 TRY_THIS = """
 marketlake is running. Logs: {logs}
-  Dagster UI:      http://127.0.0.1:3000
+  Dagster UI:      http://127.0.0.1:{dagster_port}
   Ask for history: .venv/bin/marketlake history BINANCE:BTC/USDT --period 60 --start 2024-08-08 --end 2024-08-09
   Query it:        .venv/bin/marketlake sql "SELECT ticker, count(*) FROM market.ohlc GROUP BY ticker"
   Watch topics:    .venv/bin/marketlake subscribe RESPONSE:
@@ -202,7 +202,7 @@ def run_platform(settings: Settings) -> int:
         signal.signal(sig, lambda *_: sup.stopping.set())
     try:
         sup.start_all()
-        print(TRY_THIS.format(logs=sup.log_dir), flush=True)
+        print(TRY_THIS.format(logs=sup.log_dir, dagster_port=settings.dagster_port), flush=True)
         sup.watch()
     except ServiceError as exc:
         log.error("%s", exc)
