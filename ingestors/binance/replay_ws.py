@@ -1,0 +1,153 @@
+"""Websocket side of the Binance replay server: recorded stream frames, byte for byte.
+
+Endpoints as Binance's (https://developers.binance.com/docs/binance-spot-api-docs/web-socket-streams):
+/ws/<stream>[/<stream>...] sends raw events, /stream?streams=a/b sends combined
+frames {"stream": ..., "data": ...}; on either, SUBSCRIBE / UNSUBSCRIBE /
+LIST_SUBSCRIPTIONS requests work. Streams: <symbol>@trade, @depth@100ms,
+@bookTicker as recorded, and @aggTrade derived from the recorded trades.
+
+Deterministic mode: every connection replays the recording from its first frame,
+as fast as the client reads, then stays open and quiet (the REST depth snapshot is the recorded one, which
+fits a fresh replay). Paced mode: one replay clock starts with the server and runs
+at `speed` x recorded time; a connection joins it where it is now, like a live
+market, and REST depth returns the book rebuilt at that point.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import heapq
+import logging
+import weakref
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from aiohttp import WSMsgType, web
+
+from ingestors.binance.recording import Frame, Recording
+from ingestors.binance.sim_faults import SimState
+
+log = logging.getLogger(__name__)
+
+
+class StreamReplay:
+    """All recorded frames of all symbols in receive order, and the paced replay clock."""
+
+    def __init__(self, recordings: dict[str, Recording], deterministic: bool, speed: float) -> None:
+        if speed <= 0:
+            raise ValueError(f"replay speed must be positive, got {speed}")
+        self.recordings = recordings
+        self.frames: list[Frame] = list(heapq.merge(*(r.frames for r in recordings.values())))
+        self.t0_ns = self.frames[0].recv_ns if self.frames else 0
+        self.deterministic, self.speed = deterministic, speed
+        self.started: float | None = None  # loop.time() when the server started
+        self.sockets: weakref.WeakSet[web.WebSocketResponse] = weakref.WeakSet()
+
+    def clock_ns(self) -> int:
+        """Recorded receive time the paced replay has reached."""
+        elapsed = asyncio.get_running_loop().time() - (self.started or 0.0)
+        return self.t0_ns + int(elapsed * self.speed * 1e9)
+
+    def depth_position(self, symbol: str) -> int | None:
+        """How far into the symbol's frames the depth book is (None: the recorded snapshot)."""
+        rec = self.recordings.get(symbol)
+        if rec is None or self.deterministic:
+            return None
+        return rec.position_at(self.clock_ns())
+
+    async def on_startup(self, _app: web.Application) -> None:
+        self.started = asyncio.get_running_loop().time()
+
+    async def on_shutdown(self, _app: web.Application) -> None:
+        for ws in list(self.sockets):
+            await ws.close(code=1001, message=b"server shutdown")
+
+
+async def _send_frames(ws: web.WebSocketResponse, subs: set[str], subscribed: asyncio.Event, combined: bool,
+                       replay: StreamReplay, state: SimState, transport: Any) -> None:
+    await subscribed.wait()
+    loop = asyncio.get_running_loop()
+    start = 0
+    if not replay.deterministic:
+        now_ns = replay.clock_ns()
+        start = bisect.bisect_left(replay.frames, now_ns, key=lambda f: f.recv_ns)
+    sent = 0
+    for frame in replay.frames[start:]:
+        if frame.stream not in subs:
+            continue
+        if not replay.deterministic:
+            due = (replay.started or 0.0) + (frame.recv_ns - replay.t0_ns) / 1e9 / replay.speed
+            if due > loop.time():
+                await asyncio.sleep(due - loop.time())
+        await ws.send_str(frame.text if combined else frame.data_text())
+        sent += 1
+        with state.lock:
+            state.ws_frames += 1
+            close_after = state.faults.ws_close_after_frames
+            abort = state.faults.ws_abort
+        if close_after and sent >= close_after:
+            if abort:
+                transport.abort()
+            else:
+                await ws.close(code=1000, message=f"replay fault: closed after {sent} frames".encode())
+            return
+
+
+def _answer(request: dict[str, Any], subs: set[str]) -> dict[str, Any]:
+    """Reply to a SUBSCRIBE / UNSUBSCRIBE / LIST_SUBSCRIPTIONS request, changing subs."""
+    method, params, rid = request.get("method"), request.get("params", []), request.get("id")
+    if method == "SUBSCRIBE" and isinstance(params, list):
+        subs.update(str(p) for p in params)
+        return {"result": None, "id": rid}
+    if method == "UNSUBSCRIBE" and isinstance(params, list):
+        subs.difference_update(str(p) for p in params)
+        return {"result": None, "id": rid}
+    if method == "LIST_SUBSCRIPTIONS":
+        return {"result": sorted(subs), "id": rid}
+    return {"error": {"code": 2, "msg": f"Invalid request: unknown method or params: {request!r}"}, "id": rid}
+
+
+def make_ws_handler(replay: StreamReplay, state: SimState) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """The aiohttp handler for /ws, /ws/{streams} and /stream."""
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        if state.take("drop_next"):
+            assert request.transport is not None
+            request.transport.abort()
+            return web.Response(status=499)  # never written: the connection is gone
+        combined = request.path.startswith("/stream")
+        names = request.query.get("streams", "") if combined else request.match_info.get("streams", "")
+        subs = {s for s in names.split("/") if s}
+        ws = web.WebSocketResponse(heartbeat=20.0)
+        await ws.prepare(request)
+        replay.sockets.add(ws)
+        with state.lock:
+            state.ws_connections += 1
+        subscribed = asyncio.Event()
+        if subs:
+            subscribed.set()
+        sender = asyncio.create_task(
+            _send_frames(ws, subs, subscribed, combined, replay, state, request.transport))
+        try:
+            async for msg in ws:
+                if msg.type != WSMsgType.TEXT:
+                    continue
+                try:
+                    req = orjson.loads(msg.data)
+                except orjson.JSONDecodeError:
+                    await ws.send_str(orjson.dumps({"error": {"code": 3, "msg": "Invalid JSON"}, "id": None}).decode())
+                    continue
+                reply = _answer(req if isinstance(req, dict) else {}, subs)
+                await ws.send_str(orjson.dumps(reply).decode())
+                if subs:
+                    subscribed.set()
+        finally:
+            sender.cancel()
+            for result in await asyncio.gather(sender, return_exceptions=True):
+                if isinstance(result, Exception) and not isinstance(result, ConnectionError):
+                    log.warning("websocket replay to %s failed: %r", request.remote, result)
+        return ws
+
+    return handle
