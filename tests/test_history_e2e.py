@@ -101,13 +101,13 @@ def test_exchange_answering_429_then_200_is_served(platform: Platform) -> None:
 
 
 def test_exchange_failing_for_good_gives_history_ready_error_with_reason(platform: Platform) -> None:
-    platform.set_faults(fail_always=500)
+    platform.set_faults(fail_always_status=500, fail_always_code=-1000, fail_always_msg="An unknown error occurred.")
     try:
         with MarketlakeClient(platform.settings) as client:
             note = client.history("BINANCE:BTC/USDT", 60, JUL_1 + 300 * HOUR_US, JUL_1 + 301 * HOUR_US,
                                   per_request=True, timeout=TIMEOUT)
     finally:
-        platform.set_faults(fail_always=0)
+        platform.set_faults(fail_always_status=0)
     assert note.status == Status.ERROR
     assert "500" in note.error_message, note.error_message
     assert note.row_count == 0
