@@ -108,7 +108,7 @@ def read_offset_range(
             for msg in consumer.consume(num_messages=500, timeout=0.5):
                 if msg.error():
                     raise KafkaException(msg.error())
-                offset = msg.offset()
+                offset = msg.offset() or 0  # never None for a fetched record
                 if offset > location.end_offset:
                     break
                 next_offset = offset + 1
@@ -130,13 +130,16 @@ def _decode(batch_id: str, offset: int, value: bytes | None) -> OHLCBatch:
 
 
 def assemble_batch(location: BatchRange, records: Sequence[BatchRecord]) -> HistoryBatch:
-    """Check the record structure (METADATA..END, contiguous sequences) and the END status."""
+    """Check the END status and the record structure (METADATA..END, contiguous sequences)."""
     bid = location.batch_id
     mine = sorted((r for r in records if r.message.batch_id == bid), key=lambda r: r.offset)
     if not mine or mine[0].offset != location.start_offset or mine[0].message.kind != BatchKind.METADATA:
         raise InvalidBatchError(bid, f"no METADATA record at offset {location.start_offset}")
     if mine[-1].offset != location.end_offset or mine[-1].message.kind != BatchKind.END:
         raise InvalidBatchError(bid, f"no END record at offset {location.end_offset}")
+    end = mine[-1].message
+    if end.status == Status.ERROR:  # the exchange's reason first: a failed batch may also be partial
+        raise BatchFailedError(bid, end.error_message or "the ingestor reported an error without a reason")
     for expected, record in enumerate(mine):
         if record.message.sequence != expected:
             raise InvalidBatchError(
@@ -146,9 +149,7 @@ def assemble_batch(location: BatchRange, records: Sequence[BatchRecord]) -> Hist
     stray = [r.offset for r in middle if r.message.kind != BatchKind.ROWS]
     if stray:
         raise InvalidBatchError(bid, f"records between METADATA and END that are not ROWS at offsets {stray}")
-    batch = HistoryBatch(location, mine[0].message, tuple(middle), mine[-1].message)
-    if batch.end.status == Status.ERROR:
-        raise BatchFailedError(bid, batch.end.error_message or "the ingestor reported an error without a reason")
+    batch = HistoryBatch(location, mine[0].message, tuple(middle), end)
     if batch.end.status != Status.OK:
         raise InvalidBatchError(bid, f"END status {batch.end.status.name}, expected OK or ERROR")
     if batch.end.row_count != batch.row_count:
@@ -156,19 +157,16 @@ def assemble_batch(location: BatchRange, records: Sequence[BatchRecord]) -> Hist
     return batch
 
 
-def parse_decimal(batch_id: str, name: str, text: str, required: bool = True) -> Decimal | None:
-    """An exchange decimal string as an exact Decimal that fits decimal(38, 18); '' is None if optional."""
-    if text == "" and not required:
-        return None
+def parse_decimal(batch_id: str, name: str, text: str) -> Decimal:
+    """An exchange decimal string as an exact Decimal that fits decimal(38, 18)."""
     try:
         value = Decimal(text)
     except InvalidOperation as exc:
         raise InvalidBatchError(batch_id, f"{name}={text!r} is not a decimal number") from exc
     if not value.is_finite():
         raise InvalidBatchError(batch_id, f"{name}={text!r} is not finite")
-    exponent = value.normalize().as_tuple().exponent
-    assert isinstance(exponent, int)
-    if -exponent > _MAX_FRACTION_DIGITS or value.adjusted() >= _MAX_INT_DIGITS:
+    fraction_digits = -int(value.normalize().as_tuple().exponent)  # an int for every finite value
+    if fraction_digits > _MAX_FRACTION_DIGITS or value.adjusted() >= _MAX_INT_DIGITS:
         raise InvalidBatchError(batch_id, f"{name}={text!r} does not fit decimal(38,18)")
     return value
 
@@ -215,9 +213,9 @@ def check_candles(metadata: OHLCBatch, candles: Sequence[OHLC]) -> None:
         seen.add(c.open_time)
         o, h, lo, cl, v = (parse_decimal(bid, f"{where} {n}", getattr(c, n))
                            for n in ("open", "high", "low", "close", "volume"))
-        assert o is not None and h is not None and lo is not None and cl is not None and v is not None
-        for name in ("quote_volume", "taker_buy_volume", "taker_buy_quote_volume"):
-            parse_decimal(bid, f"{where} {name}", getattr(c, name), required=False)
+        for name in ("quote_volume", "taker_buy_volume", "taker_buy_quote_volume"):  # '': not sent
+            if getattr(c, name):
+                parse_decimal(bid, f"{where} {name}", getattr(c, name))
         if h < max(o, cl) or lo > min(o, cl):
             raise InvalidBatchError(bid, f"{where} has high {h} / low {lo} outside open {o} / close {cl}")
         if v < 0:
@@ -238,7 +236,6 @@ def check_ticks(metadata: OHLCBatch, ticks: Sequence[Tick]) -> None:
         if not start <= t.exchange_time_ns // 1000 < end:
             raise InvalidBatchError(bid, f"{where} at {t.exchange_time_ns} ns outside [{start}, {end}) us")
         price, size = parse_decimal(bid, f"{where} price", t.price), parse_decimal(bid, f"{where} size", t.size)
-        assert price is not None and size is not None
         if price <= 0 or size < 0:
             raise InvalidBatchError(bid, f"{where} has price {price} size {size}")
 
@@ -255,11 +252,11 @@ def load_batch(consumer_config: dict[str, Any], location: BatchRange, timeout_se
 
 
 def _ts(us: int) -> int | None:
-    return us if us > 0 else None
+    return us if us > 0 else None  # 0 means "not known" in the protobuf
 
 
 def _dec(text: str) -> Decimal | None:
-    return Decimal(text) if text else None
+    return Decimal(text) if text else None  # '' means "the exchange does not send it"
 
 
 def ohlc_arrow_table(batch: HistoryBatch) -> pa.Table:

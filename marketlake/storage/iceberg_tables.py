@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -19,7 +20,8 @@ from urllib.parse import urlparse
 import pyarrow as pa
 from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.exceptions import NamespaceAlreadyExistsError, NoSuchTableError, TableAlreadyExistsError
-from pyiceberg.expressions import And, BooleanExpression, EqualTo, GreaterThanOrEqual, LessThan
+from pyiceberg.expressions import And, BooleanExpression, EqualTo, GreaterThanOrEqual, LessThan, Reference
+from pyiceberg.expressions.literals import literal
 from pyiceberg.partitioning import PartitionField, PartitionSpec
 from pyiceberg.schema import Schema
 from pyiceberg.table import Table
@@ -201,9 +203,13 @@ def kafka_snapshot_summary(
 
 
 def _range_filter(ticker: str, time_column: str, start_us: int, end_us: int) -> BooleanExpression:
+    """ticker == X AND start <= time < end (keyword form: pydantic hides the positional __init__ from mypy)."""
     return And(
-        EqualTo("ticker", ticker),
-        And(GreaterThanOrEqual(time_column, start_us), LessThan(time_column, end_us)),
+        EqualTo(term=Reference("ticker"), value=literal(ticker)),
+        And(
+            GreaterThanOrEqual(term=Reference(time_column), value=literal(start_us)),
+            LessThan(term=Reference(time_column), value=literal(end_us)),
+        ),
     )
 
 
@@ -211,7 +217,9 @@ def _overwrite(table: Table, df: pa.Table, where: BooleanExpression, kafka_summa
     """One atomic overwrite; returns the last snapshot this call made (found by its write id)."""
     write_id = uuid.uuid4().hex
     properties = {**kafka_summary, SUMMARY_WRITE: write_id}
-    table.overwrite(df.cast(table.schema().as_arrow()), overwrite_filter=where, snapshot_properties=properties)
+    with warnings.catch_warnings():  # the first write of a range has nothing to replace: expected
+        warnings.filterwarnings("ignore", message="Delete operation did not match any records")
+        table.overwrite(df.cast(table.schema().as_arrow()), overwrite_filter=where, snapshot_properties=properties)
     for snapshot in reversed(table.metadata.snapshots):
         if snapshot.summary is not None and snapshot.summary.additional_properties.get(SUMMARY_WRITE) == write_id:
             return WriteResult(snapshot_id=snapshot.snapshot_id, row_count=df.num_rows)
@@ -228,7 +236,8 @@ def write_ohlc_batch(
     kafka_summary: dict[str, str],
 ) -> WriteResult:
     """Replace the candles of (ticker, period, [start_us, end_us)) with `arrow_table`, atomically."""
-    where = And(EqualTo("period_seconds", period), _range_filter(ticker, "open_time", start_us, end_us))
+    where = And(EqualTo(term=Reference("period_seconds"), value=literal(period)),
+                _range_filter(ticker, "open_time", start_us, end_us))  # fmt: skip
     return _overwrite(table, arrow_table, where, kafka_summary)
 
 

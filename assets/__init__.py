@@ -1,0 +1,1 @@
+"""Dagster asset definitions. Only definitions: the logic lives in marketlake.storage and resources."""

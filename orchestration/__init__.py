@@ -1,0 +1,1 @@
+"""The one Dagster code location: `orchestration.definitions` builds its only Definitions."""
