@@ -93,8 +93,9 @@ def ingestor_group_members(settings: Settings, exchange: str) -> int:
 
     group = ingestor_group(settings, exchange)
     try:
-        future = AdminClient({"bootstrap.servers": settings.kafka_bootstrap}).describe_consumer_groups([group])[group]
-        return len(future.result(timeout=5).members)
+        admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+        future = admin.describe_consumer_groups([group], request_timeout=10)[group]
+        return len(future.result(timeout=15).members)
     except Exception:  # broker down or group unknown: nobody is serving
         return 0
 
