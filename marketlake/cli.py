@@ -82,14 +82,16 @@ def kafka() -> None:
     broker = KafkaBroker(home=s.home, data_dir=s.home / "kafka-data", port=port).start()
     ensure_topics(s.kafka_bootstrap, all_topics(s))
     console.print(f"Kafka ready on {broker.bootstrap} (logs: {broker.log_file})")
-    _on_signals(lambda: None)
+    import threading
+
+    stop = threading.Event()
+    _on_signals(stop.set)
     try:
         assert broker.process is not None
-        broker.process.wait()
-    except KeyboardInterrupt:
-        pass
+        while not stop.wait(0.5) and broker.process.poll() is None:
+            pass
     finally:
-        broker.stop()
+        broker.stop()  # the broker runs in its own session: stop it explicitly, never orphan it
 
 
 @app.command()

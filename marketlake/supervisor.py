@@ -16,7 +16,9 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from marketlake.kafka_broker import port_open
 from marketlake.settings import REPO_ROOT, Settings
@@ -59,15 +61,11 @@ def platform_services(settings: Settings) -> list[Service]:
     """Kafka, replay server, relay, Binance ingestor, Dagster (webserver + daemon), in start order."""
     from marketlake.kafka_topics import history_topic
 
-    kafka_host, kafka_port = settings.kafka_bootstrap.rsplit(":", 1)
-
     def kafka_ready() -> bool:
-        if not port_open(kafka_host, int(kafka_port)):
+        if not _kafka_port_open(settings):
             return False
-        from confluent_kafka.admin import AdminClient
-
         try:
-            md = AdminClient({"bootstrap.servers": settings.kafka_bootstrap}).list_topics(timeout=2)
+            md = _admin(settings.kafka_bootstrap).list_topics(timeout=5)
         except Exception:  # still starting
             return False
         return history_topic(settings) in md.topics
@@ -85,15 +83,29 @@ def platform_services(settings: Settings) -> list[Service]:
     ]
 
 
-def ingestor_group_members(settings: Settings, exchange: str) -> int:
-    """How many ingestors of `exchange` are in its Kafka consumer group right now."""
+@lru_cache(maxsize=8)
+def _admin(bootstrap: str) -> Any:
+    """One AdminClient per broker for the life of the process: librdkafka aborts (an assertion in
+    rd_kafka_enq_once) when an AdminClient is destroyed while a timed-out request is still pending."""
     from confluent_kafka.admin import AdminClient
 
+    return AdminClient({"bootstrap.servers": bootstrap})
+
+
+def _kafka_port_open(settings: Settings) -> bool:
+    host, port = settings.kafka_bootstrap.rsplit(":", 1)
+    return port_open(host, int(port))
+
+
+def ingestor_group_members(settings: Settings, exchange: str) -> int:
+    """How many ingestors of `exchange` are in its Kafka consumer group right now."""
     from marketlake.kafka_topics import ingestor_group
 
+    if not _kafka_port_open(settings):
+        return 0
     group = ingestor_group(settings, exchange)
     try:
-        admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+        admin = _admin(settings.kafka_bootstrap)
         future = admin.describe_consumer_groups([group], request_timeout=10)[group]
         return len(future.result(timeout=15).members)
     except Exception:  # broker down or group unknown: nobody is serving
