@@ -21,7 +21,7 @@ lint: setup
 	$(VENV)/mypy marketlake live_relay ingestors orchestration assets sensors resources
 
 bench: setup
-	$(VENV)/python -m bench.run_all
+	$(VENV)/python -m bench.history --write bench/RESULTS.md
 
 # Regenerate the protobuf code (committed; tests/test_proto_fresh.py fails when it is stale).
 proto: setup

@@ -37,10 +37,8 @@ class Platform:
         return (self.settings.home / "logs" / f"{name}.log").read_text(errors="replace")
 
 
-@pytest.fixture(scope="module")
-def platform(tmp_path_factory: pytest.TempPathFactory, kafka_broker: KafkaBroker) -> Iterator[Platform]:
-    home: Path = tmp_path_factory.mktemp("platform")
-    settings = make_settings(home, kafka_broker.bootstrap, relay_metrics_port=free_port())
+def start_platform(settings: Settings) -> Supervisor:
+    """Replay server, relay, Binance ingestor and Dagster daemon as processes, for these settings."""
     ensure_topics(settings.kafka_bootstrap, all_topics(settings))
     write_instance_yaml(settings)
     by_name = {s.name: s for s in platform_services(settings)}
@@ -48,6 +46,18 @@ def platform(tmp_path_factory: pytest.TempPathFactory, kafka_broker: KafkaBroker
     sup = Supervisor(settings, services)
     try:
         sup.start_all()
+    except BaseException:
+        sup.stop_all()
+        raise
+    return sup
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory: pytest.TempPathFactory, kafka_broker: KafkaBroker) -> Iterator[Platform]:
+    home: Path = tmp_path_factory.mktemp("platform")
+    settings = make_settings(home, kafka_broker.bootstrap, relay_metrics_port=free_port())
+    sup = start_platform(settings)
+    try:
         yield Platform(settings, sup)
     finally:
         sup.stop_all()
