@@ -25,8 +25,8 @@ def build_resources(settings: Settings) -> dict[str, object]:
     }
 
 
-def build_definitions(settings: Settings) -> Definitions:
-    """Assets, jobs, sensors and resources of the history path for `settings`."""
+def build_history_definitions(settings: Settings) -> Definitions:
+    """Client-requested history: Kafka batches -> Iceberg -> HistoryReady."""
     return Definitions(
         assets=[history_batch],
         jobs=[history_batch_job],
@@ -34,8 +34,20 @@ def build_definitions(settings: Settings) -> Definitions:
             build_history_batches_sensor(settings, history_batch_job),
             *build_history_ready_sensors(history_batch_job),
         ],
-        resources=build_resources(settings),
     )
+
+
+def _parts(settings: Settings) -> list[Definitions]:
+    """Each part of the platform contributes its own Definitions (one line each)."""
+    parts = [build_history_definitions(settings)]
+    # -- backfills, schedules, checks, gap repair (one line below) --
+    # -- dbt models and table maintenance (one line below) --
+    return parts
+
+
+def build_definitions(settings: Settings) -> Definitions:
+    """The one Definitions of the code location: every part, with the shared resources."""
+    return Definitions.merge(*_parts(settings), Definitions(resources=build_resources(settings)))
 
 
 defs = build_definitions(get_settings())
