@@ -9,8 +9,11 @@ setup:
 run: setup
 	$(VENV)/marketlake run
 
+TYPED := marketlake live_relay ingestors orchestration assets sensors resources bench
+
 test: setup
 	$(VENV)/ruff check .
+	$(VENV)/mypy $(TYPED)
 	$(VENV)/pytest -q tests
 
 demo: setup
@@ -18,7 +21,7 @@ demo: setup
 
 lint: setup
 	$(VENV)/ruff check .
-	$(VENV)/mypy marketlake live_relay ingestors orchestration assets sensors resources
+	$(VENV)/mypy $(TYPED)
 
 bench: setup
 	$(VENV)/python -m bench.history --write bench/RESULTS.md

@@ -38,8 +38,8 @@ def batch_end_time(settings: Settings, request_id: str, timeout: float = 10.0) -
         if not batch:
             break
         for msg in batch:
-            if msg.error():
-                done.add(msg.partition())
+            if msg.error():  # partition EOF (enable.partition.eof): that partition is read to its end
+                done.add(msg.partition() or 0)
                 continue
             rec = codec.decode_record(msg.value())
             if isinstance(rec, OHLCBatch) and rec.request_id == request_id and rec.kind == BatchKind.END:
