@@ -60,49 +60,62 @@ class DeprecatedMessageError(ValueError):
 # --- conversion between frozen dataclasses and protobuf ----------------------------------------
 
 
+_SCALAR, _NESTED, _MAP, _ENUM = range(4)
+
+
 @cache
-def _hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
+def _plan(cls: type) -> tuple[tuple[str, int, Any], ...]:
+    """How to read each field of `cls` from protobuf, worked out once per class (decoding is a hot path)."""
+    hints = typing.get_type_hints(cls)
+    plan = []
+    for f in dataclasses.fields(cls):
+        hint = hints[f.name]
+        origin = typing.get_origin(hint)
+        if origin is tuple:
+            plan.append((f.name, _NESTED, typing.get_args(hint)[0]))
+        elif origin is dict:
+            plan.append((f.name, _MAP, None))
+        elif isinstance(hint, type) and issubclass(hint, IntEnum):
+            plan.append((f.name, _ENUM, hint))
+        else:
+            plan.append((f.name, _SCALAR, None))
+    return tuple(plan)
 
 
 def _to_pb(msg: Any, pb_cls: Any) -> Any:
     out = pb_cls()
-    for f in dataclasses.fields(msg):
-        value = getattr(msg, f.name)
-        if isinstance(value, tuple):
-            target = getattr(out, f.name)
-            for item in value:
-                _fill_pb(item, target.add())
-        elif isinstance(value, dict):
-            getattr(out, f.name).update(value)
-        elif value is not None:
-            setattr(out, f.name, int(value) if isinstance(value, IntEnum) else value)
+    _fill_pb(msg, out)
     return out
 
 
-def _fill_pb(msg: Any, target: Any) -> None:
-    target.CopyFrom(_to_pb(msg, type(target)))
+def _fill_pb(msg: Any, out: Any) -> None:
+    for name, kind, _extra in _plan(type(msg)):
+        value = getattr(msg, name)
+        if kind == _NESTED:
+            target = getattr(out, name)
+            for item in value:
+                _fill_pb(item, target.add())
+        elif kind == _MAP:
+            getattr(out, name).update(value)
+        elif value is not None:
+            setattr(out, name, int(value) if kind == _ENUM else value)
 
 
 def _from_pb(obj: Any, cls: type) -> Any:
-    hints = _hints(cls)
     kwargs: dict[str, Any] = {}
-    for f in dataclasses.fields(cls):
-        value = getattr(obj, f.name)
-        hint = hints[f.name]
-        origin = typing.get_origin(hint)
-        if origin is tuple:
-            item_cls = typing.get_args(hint)[0]
-            kwargs[f.name] = tuple(_from_pb(item, item_cls) for item in value)
-        elif origin is dict:
-            kwargs[f.name] = dict(value)
-        elif isinstance(hint, type) and issubclass(hint, IntEnum):
-            try:
-                kwargs[f.name] = hint(value)
-            except ValueError as exc:  # an enum value this version does not know
-                raise FrameError("unknown_enum", f"{cls.__name__}.{f.name}={value}") from exc
+    for name, kind, extra in _plan(cls):
+        value = getattr(obj, name)
+        if kind == _SCALAR:
+            kwargs[name] = value
+        elif kind == _NESTED:
+            kwargs[name] = tuple(_from_pb(item, extra) for item in value)
+        elif kind == _MAP:
+            kwargs[name] = dict(value)
         else:
-            kwargs[f.name] = value
+            try:
+                kwargs[name] = extra(value)
+            except ValueError as exc:  # an enum value this version does not know
+                raise FrameError("unknown_enum", f"{cls.__name__}.{name}={value}") from exc
     return cls(**kwargs)
 
 
