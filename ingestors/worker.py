@@ -17,11 +17,12 @@ import threading
 import time
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, Producer
 
 from live_relay import codec
-from live_relay.messages import OHLC, BatchKind, DataRequest, OHLCBatch, Status, Tick
+from live_relay.messages import OHLC, BatchKind, ControlAction, DataRequest, IngestorControl, OHLCBatch, Status, Tick
 from marketlake.kafka_topics import consumer_config, history_topic, ingestor_group, producer_config, request_topic
 from marketlake.settings import Settings
 
@@ -81,6 +82,10 @@ class BatchWriter:
             raise RuntimeError(f"batch {self.head.batch_id} not acknowledged by Kafka: {left} left, {self.errors[:3]}")
 
 
+class RequestCancelledError(RuntimeError):
+    """An IngestorControl CANCEL named the request being served."""
+
+
 class Ingestor:
     def __init__(self, settings: Settings, exchange: str, fetcher: HistoryFetcher | None = None) -> None:
         self.settings = settings
@@ -89,11 +94,57 @@ class Ingestor:
         self.ingestor_id = f"{exchange.lower()}-{socket.gethostname()}-{os.getpid()}"
         self._stop = threading.Event()
         self.served = 0
+        self.cancelled: set[str] = set()
+        self._control: Any = None  # zmq SUB on the relay's control channel, while run() runs
 
     def stop(self) -> None:
         self._stop.set()
 
+    def _open_control(self) -> None:
+        import zmq  # imported here: Dagster code reuses BatchWriter and must not import pyzmq
+
+        from live_relay.topics import ALL_EXCHANGES_CONTROL_TOPIC, control_topic
+
+        self._zmq_ctx = zmq.Context()
+        self._control = self._zmq_ctx.socket(zmq.SUB)
+        self._control.setsockopt(zmq.LINGER, 0)
+        self._control.connect(self.settings.relay_endpoint(self.settings.control_port))
+        for topic in (control_topic(self.exchange), ALL_EXCHANGES_CONTROL_TOPIC):
+            self._control.setsockopt(zmq.SUBSCRIBE, topic.encode())
+
+    def _close_control(self) -> None:
+        if self._control is not None:
+            self._control.close(0)
+            self._zmq_ctx.term()
+            self._control = None
+
+    def poll_control(self) -> None:
+        """Apply every IngestorControl waiting on the control channel (non-blocking)."""
+        if self._control is None:
+            return
+        while self._control.poll(0):
+            try:
+                _topic, msg = codec.decode_sub(self._control.recv_multipart())
+            except codec.FrameError as exc:
+                log.warning("dropping control message: %s", exc)
+                continue
+            if not isinstance(msg, IngestorControl):
+                continue
+            if msg.action == ControlAction.CANCEL and msg.request_id:
+                log.info("request %s cancelled by control", msg.request_id)
+                self.cancelled.add(msg.request_id)
+            elif msg.action == ControlAction.SHUTDOWN:
+                log.info("shutdown requested by control")
+                self.stop()
+
     def run(self) -> None:
+        self._open_control()
+        try:
+            self._consume()
+        finally:
+            self._close_control()
+
+    def _consume(self) -> None:
         s = self.settings
         consumer = Consumer(consumer_config(s, ingestor_group(s, self.exchange), **{"client.id": self.ingestor_id}))
         producer = Producer(producer_config(s))
@@ -101,6 +152,7 @@ class Ingestor:
         log.info("ingestor %s waiting for %s requests", self.ingestor_id, self.exchange)
         try:
             while not self._stop.is_set():
+                self.poll_control()
                 msg = consumer.poll(0.2)
                 if msg is None:
                     continue
@@ -127,6 +179,9 @@ class Ingestor:
         writer.metadata()
         try:
             for page in self.fetcher.pages(req.ticker, req.period_seconds, req.start_time, req.end_time):
+                self.poll_control()
+                if req.request_id in self.cancelled:
+                    raise RequestCancelledError(f"cancelled by IngestorControl after {writer.rows} rows")
                 writer.page(page)
         except Exception as exc:  # any failure of the exchange side is the client's answer, not our crash
             reason = f"{type(exc).__name__}: {exc}"

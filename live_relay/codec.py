@@ -89,7 +89,8 @@ def _to_pb(msg: Any, pb_cls: Any) -> Any:
 
 
 def _fill_pb(msg: Any, out: Any) -> None:
-    for name, kind, _extra in _plan(type(msg)):
+    msg_cls: type = type(msg)
+    for name, kind, _extra in _plan(msg_cls):
         value = getattr(msg, name)
         if kind == _NESTED:
             target = getattr(out, name)

@@ -28,12 +28,13 @@ from prometheus_client import CollectorRegistry, Counter
 from live_relay import codec
 from live_relay.messages import (
     DataRequest,
+    IngestorControl,
     RequestKind,
     Status,
     SubmitHistoricalRequest,
     SubmitResponse,
 )
-from live_relay.topics import notification_topic, parse_ticker, work_queue_topic
+from live_relay.topics import KNOWN_EXCHANGES, control_topic, notification_topic, parse_ticker, work_queue_topic
 from live_relay.validation import RequestError, validate_submit
 from marketlake.kafka_broker import ensure_topics
 from marketlake.kafka_topics import all_topics, producer_config, request_topic
@@ -164,12 +165,23 @@ class Relay:
                 self.metrics.drop("router", exc.cause, exc.detail)
                 self._reply(router, identity, SubmitResponse(status=Status.ERROR, error_message=f"bad frame: {exc}"))
                 continue
+            if isinstance(msg, IngestorControl):
+                self._broadcast_control(router, identity, msg)
+                continue
             if not isinstance(msg, SubmitHistoricalRequest):
                 self.metrics.drop("router", "unexpected_type", type(msg).__name__)
-                reason = f"the request port takes SubmitHistoricalRequest, not {type(msg).__name__}"
+                reason = f"the request port takes SubmitHistoricalRequest or IngestorControl, not {type(msg).__name__}"
                 self._reply(router, identity, SubmitResponse(status=Status.ERROR, error_message=reason))
                 continue
             self._submit(router, work, producer, identity, msg)
+
+    def _broadcast_control(self, router: zmq.Socket, identity: list[bytes], msg: IngestorControl) -> None:
+        """IngestorControl from an operator goes to every ingestor of its exchange (or all) on the control PUB."""
+        if msg.exchange and msg.exchange not in KNOWN_EXCHANGES:
+            self._reply(router, identity, SubmitResponse(msg.request_id, Status.ERROR, f"unknown exchange {msg.exchange!r}"))
+            return
+        self.control.send_multipart([control_topic(msg.exchange).encode(), *codec.encode(msg)])
+        self._reply(router, identity, SubmitResponse(msg.request_id, Status.OK))
 
     def _submit(
         self, router: zmq.Socket, work: zmq.Socket, producer: Producer, identity: list[bytes],

@@ -62,3 +62,11 @@ def market_topic(ticker: str, data_type: str) -> str:
 def work_queue_topic(exchange: str) -> str:
     """Work queue topics end with ':' so BINANCE does not match BINANCEUS."""
     return f"{exchange}:"
+
+
+ALL_EXCHANGES_CONTROL_TOPIC = "ALL:"
+
+
+def control_topic(exchange: str) -> str:
+    """Control channel topic: "EXCHANGE:" for one exchange's ingestors, "ALL:" for every ingestor."""
+    return work_queue_topic(exchange) if exchange else ALL_EXCHANGES_CONTROL_TOPIC

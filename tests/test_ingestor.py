@@ -168,3 +168,41 @@ def test_a_crashed_ingestors_request_is_served_by_another(settings: Settings) ->
     assert len(batches) == 2, "the second ingestor must write a batch of its own"
     assert len(ends) == 1 and ends[0].status == Status.OK and ends[0].row_count == 20 * 1440
     assert ingestor_group_members(settings, "BINANCE") == 0
+
+
+def test_cancel_on_the_control_channel_ends_the_request_with_error(settings: Settings, relay) -> None:  # noqa: ANN001
+    import zmq
+
+    from live_relay.messages import ControlAction, IngestorControl, SubmitResponse
+
+    server = ReplayServer(DATA_DIR, FaultConfig(latency_ms=300))
+    with server.running(settings.sim_port):
+        submit(settings, day_request("r-cancel", start=AUG_8 - 20 * DAY_US, end=AUG_8))
+        worker, thread = run_ingestor(settings)
+        consumer = Consumer(consumer_config(settings, "cancel-watch"))
+        consumer.assign([TopicPartition(history_topic(settings), p, 0) for p in range(settings.kafka_history_partitions)])
+        ctx = zmq.Context.instance()
+        records: list[OHLCBatch] = []
+        try:
+            deadline = time.monotonic() + 120
+            while not any(r.kind == BatchKind.END for r in records):
+                assert time.monotonic() < deadline, "no END marker after the cancel"
+                if any(r.kind == BatchKind.ROWS for r in records):
+                    # resent until it lands: the control channel is PUB/SUB and CANCEL is idempotent
+                    with ctx.socket(zmq.REQ) as req:
+                        req.setsockopt(zmq.LINGER, 0)
+                        req.connect(settings.relay_endpoint(settings.client_port))
+                        req.send_multipart(codec.encode(IngestorControl(action=ControlAction.CANCEL, exchange="BINANCE",
+                                                                        request_id="r-cancel")))
+                        assert req.poll(10_000)
+                        reply = codec.decode(req.recv_multipart())
+                        assert isinstance(reply, SubmitResponse) and reply.status == Status.OK
+                records += [codec.decode_record(m.value()) for m in consumer.consume(10, timeout=0.5) if not m.error()]
+        finally:
+            consumer.close()
+            worker.stop()
+            thread.join(30)
+    end = next(r for r in records if r.kind == BatchKind.END)
+    assert end.status == Status.ERROR and "cancelled by IngestorControl" in end.error_message
+    assert end.row_count < 20 * 1440
+    assert "r-cancel" in worker.cancelled
