@@ -109,9 +109,14 @@ def history(
     from marketlake.summary import summarize
 
     s = get_settings()
+    try:
+        start_us, end_us = parse_time_us(start), parse_time_us(end)
+    except ValueError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
     with MarketlakeClient(s) as client:
         try:
-            note = client.history(ticker, period, parse_time_us(start), parse_time_us(end), per_request, timeout)
+            note = client.history(ticker, period, start_us, end_us, per_request, timeout)
         except ClientError as exc:
             console.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(1) from None
@@ -121,6 +126,28 @@ def history(
     console.print(f"HistoryReady: {note.row_count} rows in {note.table} (snapshot {note.snapshot_id}), "
                   f"{format_us(note.start_time)} → {format_us(note.end_time)}")
     print(json.dumps(summarize(s, note), default=str))
+
+
+@app.command()
+def cancel(
+    request_id: Annotated[str, typer.Argument(help="The request to cancel")],
+    exchange: Annotated[str, typer.Option(help="Exchange whose ingestors get the CANCEL (empty: all)")] = "",
+) -> None:
+    """Cancel a historical request: IngestorControl CANCEL through the relay's control channel."""
+    from live_relay.messages import ControlAction, IngestorControl
+    from marketlake.client import ClientError, MarketlakeClient
+
+    with MarketlakeClient(get_settings()) as client:
+        try:
+            reply = client.control(IngestorControl(action=ControlAction.CANCEL, exchange=exchange.upper(),
+                                                   request_id=request_id))
+        except ClientError as exc:
+            console.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(1) from None
+    if reply.status != 1:
+        console.print(f"[red]refused:[/red] {reply.error_message}")
+        raise typer.Exit(1)
+    console.print(f"CANCEL for {request_id} sent to {exchange.upper() or 'all'} ingestors")
 
 
 @app.command()

@@ -17,7 +17,14 @@ from types import TracebackType
 import zmq
 
 from live_relay import codec
-from live_relay.messages import HistoryReadyNotification, Message, NotifyPattern, SubmitHistoricalRequest, SubmitResponse
+from live_relay.messages import (
+    HistoryReadyNotification,
+    IngestorControl,
+    Message,
+    NotifyPattern,
+    SubmitHistoricalRequest,
+    SubmitResponse,
+)
 from live_relay.topics import notification_topic
 from marketlake.settings import Settings
 
@@ -84,7 +91,11 @@ class MarketlakeClient:
             raise ClientError(f"request {req.request_id} refused: {response.error_message}")
         return response
 
-    def _request(self, req: SubmitHistoricalRequest) -> SubmitResponse:
+    def control(self, msg: IngestorControl) -> SubmitResponse:
+        """Send an IngestorControl (e.g. CANCEL a request) for the relay to broadcast to ingestors."""
+        return self._request(msg)
+
+    def _request(self, req: SubmitHistoricalRequest | IngestorControl) -> SubmitResponse:
         if self._req is None:
             self._req = self.ctx.socket(zmq.REQ)
             self._req.setsockopt(zmq.LINGER, 0)
