@@ -168,3 +168,34 @@ def test_notification_reaches_only_its_own_client(settings: Settings, relay: Rel
         # RESPONSE:c1 is a ZeroMQ prefix of RESPONSE:c10: the client must have dropped c10's message
         assert c1.received_topics == ["RESPONSE:c1"]
         assert c10.received_topics == ["RESPONSE:c10"]
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_relay_process_serves_metrics_and_stops_cleanly_on_signal(settings: Settings, sig: str) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    import httpx
+
+    from marketlake.kafka_broker import free_port, port_open
+    from marketlake.supervisor import settings_env
+
+    settings.relay_metrics_port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "marketlake.cli", "relay"], env=settings_env(settings),
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not port_open("127.0.0.1", settings.client_port):
+            assert proc.poll() is None and time.monotonic() < deadline, "relay did not come up"
+            time.sleep(0.1)  # polling a starting process's port, with a deadline
+        reply = ask(settings, request(ticker="NOPE:BTC/USDT"))
+        assert reply.status == Status.ERROR
+        metrics = httpx.get(f"http://127.0.0.1:{settings.relay_metrics_port}/metrics", timeout=10).text
+        assert 'marketlake_relay_requests_total{status="error"} 1.0' in metrics
+        proc.send_signal(getattr(signal, sig))
+        assert proc.wait(30) == 0
+        assert "relay stopped" in (proc.stderr.read() if proc.stderr else "")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
