@@ -22,11 +22,10 @@ EXPECTED_ROWS = 1440
 
 
 def run_demo(settings: Settings, keep_running: bool = False, timeout: float = 180.0) -> int:
-    from orchestration.instance import write_instance_yaml
-
     from marketlake.client import ClientError, MarketlakeClient
     from marketlake.stages import RequestTimes, stage_seconds
     from marketlake.summary import summarize
+    from orchestration.instance import write_instance_yaml
 
     t0 = time.monotonic()
     result: dict[str, Any] = {"status": "ERROR", "rows": 0, "seconds": 0.0}
