@@ -214,6 +214,18 @@ def config() -> None:
         print(f"MARKETLAKE_{name.upper()}={getattr(s, name)}    # {field.description or ''}")
 
 
+@app.command("verify-book")
+def verify_book(
+    files: Annotated[list[str], typer.Argument(help="Recording files: one session, in the order given")],
+    exchange: Annotated[str, typer.Option(help="Exchange whose book rules apply: BINANCE or KRAKEN")],
+    fmt: Annotated[str | None, typer.Option("--format", help="hftbacktest or cryptofeed (default: by file name)")] = None,
+) -> None:
+    """Rebuild every order book of a recording with the live code and check it; one JSON object, exit 0 if all right."""
+    from marketlake.verify_book import run_verify_book
+
+    sys.exit(run_verify_book(exchange, files, fmt))
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()
 

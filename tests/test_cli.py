@@ -13,7 +13,8 @@ from marketlake.cli import app
 from marketlake.settings import Settings
 from marketlake.supervisor import settings_env
 
-COMMANDS = ["relay", "ingestor", "exchange-sim", "kafka", "history", "cancel", "subscribe", "sql", "demo", "run", "config"]
+COMMANDS = ["relay", "ingestor", "exchange-sim", "kafka", "history", "cancel", "subscribe", "sql", "demo", "run", "config",
+            "verify-book"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)

@@ -1,0 +1,48 @@
+"""Gap events: a book (or stream) missed data; where, when and how we found out.
+
+A live adapter emits one GapEvent each time it detects that updates were lost
+(a sequence jump, a checksum mismatch, a reconnect) before it resyncs the one
+symbol affected. They are kept for the later repair and for the market.gaps table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+from typing import Any
+
+__all__ = ["GapEvent", "GapHow"]
+
+
+class GapHow(StrEnum):
+    """How a gap was detected."""
+
+    SEQUENCE_JUMP = "sequence_jump"  # an update's first id is past the book's last id + 1
+    CHECKSUM_MISMATCH = "checksum_mismatch"  # the exchange's checksum disagrees with our book
+    RECONNECT = "reconnect"  # the connection dropped while the book was live
+
+
+@dataclass(frozen=True, slots=True)
+class GapEvent:
+    """One detected gap of one ticker's stream.
+
+    last_seen is the last exchange update id the book had applied; first_missing
+    the first id it never saw (last_seen + 1 where ids are consecutive);
+    next_received the first id of the update that revealed the gap. Exchanges
+    without update ids (Kraken v1 books) leave them None and say why in detail.
+    """
+
+    exchange: str
+    ticker: str
+    detected_at_ns: int  # local receive time of the frame that revealed the gap, ns since epoch UTC
+    how: GapHow
+    last_seen: int | None = None
+    first_missing: int | None = None
+    next_received: int | None = None
+    detail: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready dict (how as its string value)."""
+        d = asdict(self)
+        d["how"] = self.how.value
+        return d

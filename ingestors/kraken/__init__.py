@@ -1,0 +1,1 @@
+"""Kraken spot: websocket v1 order books with their CRC32 checksum."""
