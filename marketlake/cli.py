@@ -217,13 +217,26 @@ def config() -> None:
 @app.command("verify-book")
 def verify_book(
     files: Annotated[list[str], typer.Argument(help="Recording files: one session, in the order given")],
-    exchange: Annotated[str, typer.Option(help="Exchange whose book rules apply: BINANCE or KRAKEN")],
+    exchange: Annotated[str, typer.Option(help="Exchange whose book rules apply: BINANCE, KRAKEN, OKX, BYBIT or COINBASE")],
     fmt: Annotated[str | None, typer.Option("--format", help="hftbacktest or cryptofeed (default: by file name)")] = None,
 ) -> None:
     """Rebuild every order book of a recording with the live code and check it; one JSON object, exit 0 if all right."""
     from marketlake.verify_book import run_verify_book
 
     sys.exit(run_verify_book(exchange, files, fmt))
+
+
+@app.command()
+def aggregate(
+    files: Annotated[list[str], typer.Argument(help="Recording files: one session, in the order given")],
+    period: Annotated[int, typer.Option(help="Candle period in seconds, e.g. 60")],
+    fmt: Annotated[str | None, typer.Option("--format", help="hftbacktest or cryptofeed (default: by file name)")] = None,
+    allowed_lateness: Annotated[float, typer.Option(help="Seconds a trade may trail the newest one and still count")] = 0.0,
+) -> None:
+    """Build candles from recorded trades with the live candle builder; closed candles as JSON lines on stdout."""
+    from marketlake.aggregate import run_aggregate
+
+    sys.exit(run_aggregate(period, files, fmt, allowed_lateness))
 
 
 def main() -> None:  # pragma: no cover - console entry point

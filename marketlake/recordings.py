@@ -62,6 +62,7 @@ class Session:
     paths: tuple[Path, ...]
     records: list[Record]
     recordings: dict[int, Recording] = field(default_factory=dict)  # by source index
+    endpoints: dict[str, str] = field(default_factory=dict)  # cryptofeed: connection name -> websocket URL it opened
 
 
 def detect_format(path: Path) -> RecordFormat:
@@ -93,7 +94,7 @@ def _read_hftbacktest(path: Path, source: int) -> tuple[list[Record], Recording]
     return out, rec
 
 
-def _read_cryptofeed(path: Path, source: int) -> list[Record]:
+def _read_cryptofeed(path: Path, source: int, endpoints: dict[str, str]) -> list[Record]:
     try:
         with path.open("rb") as fh, zstandard.ZstdDecompressor().stream_reader(fh) as reader:
             raw = reader.read()
@@ -106,6 +107,8 @@ def _read_cryptofeed(path: Path, source: int) -> list[Record]:
         try:
             rec = orjson.loads(line)
             kind = rec["t"]
+            if kind == "connect":  # which venue endpoint (e.g. Bybit's category) a connection's frames came from
+                endpoints[str(rec.get("conn", ""))] = str(rec.get("addr", ""))
             if kind not in ("recv", "http"):
                 continue
             binary = "data" not in rec
@@ -130,13 +133,14 @@ def read_session(paths: Sequence[Path], fmt: RecordFormat | None = None) -> Sess
     session_format = formats.pop()
     records: list[Record] = []
     recordings: dict[int, Recording] = {}
+    endpoints: dict[str, str] = {}
     for source, path in enumerate(paths):
         if not path.is_file():
             raise SessionError(f"recording file not found: {path}")
         if session_format is RecordFormat.HFTBACKTEST:
             part, recordings[source] = _read_hftbacktest(path, source)
         else:
-            part = _read_cryptofeed(path, source)
+            part = _read_cryptofeed(path, source, endpoints)
         records.extend(part)
     records.sort(key=lambda r: r.recv_ns)  # stable: ties keep file order
-    return Session(session_format, tuple(paths), records, recordings)
+    return Session(session_format, tuple(paths), records, recordings, endpoints)

@@ -1,7 +1,8 @@
 """`marketlake verify-book`: rebuild every order book of a recorded session with the live code, and prove it right.
 
 The recorded frames go through the same classes the live ingestors use
-(ingestors.binance.depth_sync, ingestors.kraken.book). Each book is then checked
+(ingestors.binance.depth_sync, ingestors.kraken.book; OKX, Bybit and Coinbase in
+marketlake.verify_registry). Each book is then checked
 against what the exchange itself says: Kraken's CRC32 checksum after every
 update, Binance's bookTicker stream (best bid/ask and their sizes), and never
 crossed. Binance snapshots are the recorded REST answers; when a book must
@@ -252,11 +253,14 @@ class UnsupportedExchangeError(ValueError):
 
 
 def _verifier(exchange: str) -> Callable[[Session], VerifyReport]:
+    from marketlake.verify_registry import VERIFIERS as MORE  # OKX, Bybit, Coinbase; imported late: it builds on this module
+
+    verifiers = {**VERIFIERS, **MORE}
     try:
-        return VERIFIERS[exchange.upper()]
+        return verifiers[exchange.upper()]
     except KeyError:
         raise UnsupportedExchangeError(
-            f"verify-book has no order-book builder for {exchange!r}; available: {', '.join(sorted(VERIFIERS))}"
+            f"verify-book has no order-book builder for {exchange!r}; available: {', '.join(sorted(verifiers))}"
         ) from None
 
 

@@ -14,7 +14,7 @@ from marketlake.settings import Settings
 from marketlake.supervisor import settings_env
 
 COMMANDS = ["relay", "ingestor", "exchange-sim", "kafka", "history", "cancel", "subscribe", "sql", "demo", "run", "config",
-            "verify-book"]
+            "verify-book", "aggregate"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)

@@ -1,0 +1,1 @@
+"""OKX v5: public websocket order books (seqId/prevSeqId chain, CRC32 checksum where provided)."""
