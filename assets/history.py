@@ -18,10 +18,8 @@ from dagster import (
     AssetSpec,
     Backoff,
     Config,
-    Failure,
     Jitter,
     MaterializeResult,
-    MetadataValue,
     RetryPolicy,
     define_asset_job,
     in_process_executor,
@@ -30,7 +28,8 @@ from dagster import (
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 from pydantic import Field
 
-from marketlake.storage.batches import BatchFailedError, BatchRange, InvalidBatchError
+from assets.ingest import batch_metadata, commit_batch
+from marketlake.storage.batches import BatchRange
 from marketlake.storage.iceberg_tables import OHLC_TABLE, TRADES_TABLE
 from resources.iceberg import IcebergResource
 from resources.kafka import KafkaResource
@@ -71,37 +70,11 @@ class HistoryBatchConfig(Config):
 def history_batch(
     context: AssetExecutionContext, config: HistoryBatchConfig, kafka: KafkaResource, iceberg: IcebergResource
 ) -> Iterator[MaterializeResult]:
-    """Read one batch's offset range, check it, overwrite its key range in Iceberg."""
+    """Read one batch's offset range, check it, overwrite its key range in Iceberg (assets/ingest.py)."""
     location = config.location()
-    try:
-        batch = kafka.read_batch(location)
-    except (InvalidBatchError, BatchFailedError) as exc:  # BatchReadError is transient: retried
-        raise Failure(
-            description=exc.reason,
-            metadata={"batch_id": exc.batch_id, "run_key": location.run_key},
-            allow_retries=False,
-        ) from exc
-    written = iceberg.write_batch(batch)
-    meta = batch.metadata
-    context.log.info(f"{location.run_key}: {written.row_count} rows of {meta.ticker} into {written.table}")
-    yield MaterializeResult(
-        asset_key=ASSET_KEY_OF_TABLE[written.table],
-        metadata={
-            "table": written.table,
-            "snapshot_id": MetadataValue.int(written.snapshot_id),
-            "row_count": MetadataValue.int(written.row_count),
-            "ticker": meta.ticker,
-            "period_seconds": MetadataValue.int(meta.period_seconds),
-            "start_time": MetadataValue.int(meta.start_time),
-            "end_time": MetadataValue.int(meta.end_time),
-            "kafka_topic": location.topic,
-            "kafka_partition": MetadataValue.int(location.partition),
-            "kafka_start_offset": MetadataValue.int(location.start_offset),
-            "kafka_end_offset": MetadataValue.int(location.end_offset),
-            "batch_id": meta.batch_id,
-            "request_id": meta.request_id,
-        },
-    )
+    batch, written = commit_batch(kafka, iceberg, location)
+    context.log.info(f"{location.run_key}: {written.row_count} rows of {batch.metadata.ticker} into {written.table}")
+    yield MaterializeResult(asset_key=ASSET_KEY_OF_TABLE[written.table], metadata=batch_metadata(batch, written))
 
 
 history_batch_job: UnresolvedAssetJobDefinition = define_asset_job(

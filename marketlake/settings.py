@@ -6,13 +6,33 @@ lists every variable; `marketlake config` prints the values in effect.
 
 from __future__ import annotations
 
+import ast
+import json
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BeforeValidator, Field
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _ticker_list(value: object) -> object:
+    """A ticker list from the environment: comma-separated, a JSON list, or the Python list repr that
+    `marketlake.supervisor.settings_env` writes for its children (``str(list)``)."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if not text.startswith("["):
+        return [t.strip() for t in text.split(",") if t.strip()]
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return ast.literal_eval(text)  # literals only: never evaluates code
+
+
+TickerList = Annotated[list[str], NoDecode, BeforeValidator(_ticker_list)]
 
 
 class Settings(BaseSettings):
@@ -71,6 +91,17 @@ class Settings(BaseSettings):
         "", description="If set (postgresql+psycopg2://...), Dagster storage and the Iceberg catalog use it."
     )
     postgres_port: int = Field(55432, description="Port of the project's own PostgreSQL server (`ensure_postgres`).")
+
+    # Data platform: partitioned backfills, schedules, asset checks, gap repair (orchestration/platform.py)
+    universe: TickerList = Field(
+        default_factory=lambda: ["BINANCE:BTC/USDT", "BINANCE:ETH/USDT"],
+        description="Tickers registered as partitions and kept current by the schedules (comma-separated).",
+    )
+    schedules_enabled: bool = Field(False, description="Start the hourly candle and daily trade schedules running.")
+    freshness_max_lag_seconds: int = Field(
+        7200, description="Freshness check: newest row at most this far behind min(partition end, now)."
+    )
+    gap_repair_interval_seconds: int = Field(30, description="How often the gap repair sensor reads market.gaps.")
 
     def model_post_init(self, _context: object) -> None:
         if not self.catalog_uri:

@@ -6,15 +6,22 @@ install and load are switched off so DuckDB never tries to download anything. Ea
 `iceberg_scan('<metadata.json>')` of the table's *current* metadata file: the SQL catalog writes
 no version hint, so a view pins one snapshot and `connect()` (or `refresh_views`) picks up new
 commits. Scans prune partitions on WHERE predicates (e.g. ticker) from the manifests.
+
+The dbt marts (dbt_models/) live in their own DuckDB file under settings.home. Before each
+`dbt build`, `prepare_dbt_database` writes the same `market` views into that file (dbt's sources).
+Analyst connections copy the marts into schema `marts` (attach read-only, copy, detach): a DuckDB
+file has one writer and a reader blocks it, so an open shell must not hold the file a build needs.
 """
 
 from __future__ import annotations
 
 import io
+import logging
 import shutil
 import sys
 from collections.abc import Callable, Iterator
 from decimal import Decimal
+from pathlib import Path
 from typing import IO, Literal
 
 import duckdb
@@ -33,6 +40,10 @@ from marketlake.storage.iceberg_tables import NAMESPACE, load_catalog
 OutputFormat = Literal["table", "csv", "json"]
 FORMATS: tuple[str, ...] = ("table", "csv", "json")
 EXTENSIONS = ("avro", "iceberg")  # avro first: iceberg reads its manifests with it
+MARTS_SCHEMA = "marts"  # the dbt models' schema for marts (dbt_models/dbt_project.yml)
+_DBT_ALIAS = "marketlake_dbt"
+
+log = logging.getLogger(__name__)
 
 
 class QueryError(ValueError):
@@ -109,22 +120,80 @@ def refresh_views(con: duckdb.DuckDBPyConnection, settings: Settings) -> list[st
     return names
 
 
-def connect(settings: Settings) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection, UTC session, with a view per Iceberg table under schema `market`."""
-    extension_dir = settings.home / "duckdb" / "extensions"
+def extension_directory(settings: Settings) -> Path:
+    """Where DuckDB finds avro + iceberg, installed from the local wheels (shared with dbt's profile)."""
+    return settings.home / "duckdb" / "extensions"
+
+
+def dbt_database_path(settings: Settings) -> Path:
+    """The DuckDB file dbt builds its staging views and marts in."""
+    return settings.home / "dbt" / "analytics.duckdb"
+
+
+def _open(database: str, settings: Settings) -> duckdb.DuckDBPyConnection:
+    """A connection with the iceberg extension loaded offline (automatic install is off: never downloads), UTC session."""
+    extension_dir = extension_directory(settings)
     extension_dir.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(
-        ":memory:",
-        config={
-            "extension_directory": str(extension_dir),
-            "autoinstall_known_extensions": False,  # never download
-            "autoload_known_extensions": False,
-        },
-    )
+    con = duckdb.connect(database, config={"extension_directory": str(extension_dir),
+                                           "autoinstall_known_extensions": False, "autoload_known_extensions": False})
     try:
         con.sql("SET TimeZone = 'UTC'")  # an ICU setting (built in), so not accepted in the connect config
         load_iceberg_extension(con)
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+def prepare_dbt_database(settings: Settings) -> list[str]:
+    """Point the dbt file's `market` views (dbt's sources) at the tables' current snapshots; return view names.
+
+    Run just before `dbt build`, in the same process that then waits for dbt: the file has one writer.
+    It also installs the extensions into the directory dbt's profile loads them from.
+    """
+    dbt_database_path(settings).parent.mkdir(parents=True, exist_ok=True)
+    with _open(str(dbt_database_path(settings)), settings) as con:
+        return refresh_views(con, settings)
+
+
+def _table_names(con: duckdb.DuckDBPyConnection, database: str, schema: str) -> list[str]:
+    return [name for (name,) in con.sql("SELECT table_name FROM duckdb_tables() WHERE database_name = ? "
+                                        "AND schema_name = ? ORDER BY 1", params=[database, schema]).fetchall()]  # fmt: skip
+
+
+def attach_marts(con: duckdb.DuckDBPyConnection, settings: Settings) -> list[str]:
+    """Copy every table of the dbt file's `marts` schema into schema `marts` of `con`; return their names.
+
+    A dbt build holding the file leaves the marts as they were (logged): analysts can `.refresh` later.
+    """
+    con.sql(f"CREATE SCHEMA IF NOT EXISTS {MARTS_SCHEMA}")
+    here = con.sql("SELECT current_database()").fetchone()[0]  # type: ignore[index]
+    path = dbt_database_path(settings)
+    if not path.exists():
+        return []
+    try:
+        con.sql(f"ATTACH {_quote_literal(str(path))} AS {_DBT_ALIAS} (READ_ONLY)")
+    except duckdb.IOException as exc:  # "Could not set lock on file": a dbt build is writing it
+        log.warning("dbt marts not refreshed, %s is busy (a dbt build is running?): %s", path, exc)
+        return _table_names(con, here, MARTS_SCHEMA)
+    try:
+        names = _table_names(con, _DBT_ALIAS, MARTS_SCHEMA)
+        for name in names:
+            con.sql(f"CREATE OR REPLACE TABLE {MARTS_SCHEMA}.{_quote_ident(name)} AS "
+                    f"SELECT * FROM {_DBT_ALIAS}.{MARTS_SCHEMA}.{_quote_ident(name)}")  # fmt: skip
+    finally:
+        con.sql(f"DETACH {_DBT_ALIAS}")
+    for stale in set(_table_names(con, here, MARTS_SCHEMA)) - set(names):  # the model left the dbt project
+        con.sql(f"DROP TABLE {MARTS_SCHEMA}.{_quote_ident(stale)}")
+    return names
+
+
+def connect(settings: Settings) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection, UTC session: a view per Iceberg table under `market`, the dbt marts under `marts`."""
+    con = _open(":memory:", settings)
+    try:
         refresh_views(con, settings)
+        attach_marts(con, settings)
     except BaseException:
         con.close()
         raise
@@ -192,10 +261,16 @@ def _statements(read_line: Callable[[str], str | None]) -> Iterator[str]:
         yield "\n".join(buffer)
 
 
+_TABLES_SQL = (
+    f"SELECT schema_name AS schema, view_name AS name FROM duckdb_views() WHERE schema_name = '{NAMESPACE}' "
+    f"UNION ALL SELECT schema_name, table_name FROM duckdb_tables() WHERE schema_name = '{MARTS_SCHEMA}' ORDER BY 1, 2"
+)
+
+
 def shell(
     settings: Settings, fmt: OutputFormat | str = "table", stdin: IO[str] | None = None, stdout: IO[str] | None = None
 ) -> None:
-    """Interactive SQL over the `market` views. `.tables` lists them, `.refresh` re-reads the catalog, `.quit`."""
+    """Interactive SQL over the `market` views and dbt `marts`. `.tables` lists them, `.refresh` re-reads both, `.quit`."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown output format {fmt!r}; expected one of {', '.join(FORMATS)}")
     out = stdout or sys.stdout
@@ -218,9 +293,10 @@ def shell(
                 break
             if statement == ".refresh":
                 out.write(f"views: {', '.join(refresh_views(con, settings)) or '(none)'}\n")
+                out.write(f"marts: {', '.join(attach_marts(con, settings)) or '(none)'}\n")
                 continue
             if statement == ".tables":
-                statement = f"SELECT view_name FROM duckdb_views() WHERE schema_name = '{NAMESPACE}' ORDER BY 1"
+                statement = _TABLES_SQL
             try:
                 out.write(format_result(execute(con, statement), fmt) + "\n")
             except QueryError as exc:

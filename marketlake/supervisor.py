@@ -209,6 +209,8 @@ Ctrl-C stops everything.
 def run_platform(settings: Settings) -> int:
     from orchestration.instance import write_instance_yaml
 
+    if "MARKETLAKE_SCHEDULES_ENABLED" not in os.environ:
+        settings.schedules_enabled = True  # keep the universe current under `make run`; tests keep them off
     write_instance_yaml(settings)
     sup = Supervisor(settings, platform_services(settings))
     for sig in (signal.SIGINT, signal.SIGTERM):

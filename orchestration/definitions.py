@@ -9,6 +9,8 @@ from dagster import Definitions
 
 from assets.history import history_batch, history_batch_job
 from marketlake.settings import Settings, get_settings
+from orchestration.analytics import build_analytics_definitions
+from orchestration.platform import build_platform_definitions
 from resources.iceberg import IcebergResource
 from resources.kafka import KafkaResource
 from resources.relay import RelayNotifierResource
@@ -41,7 +43,9 @@ def _parts(settings: Settings) -> list[Definitions]:
     """Each part of the platform contributes its own Definitions (one line each)."""
     parts = [build_history_definitions(settings)]
     # -- backfills, schedules, checks, gap repair (one line below) --
+    parts.append(build_platform_definitions(settings))
     # -- dbt models and table maintenance (one line below) --
+    parts.append(build_analytics_definitions(settings))
     return parts
 
 

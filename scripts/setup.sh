@@ -34,4 +34,6 @@ if [ "${MARKETLAKE_SKIP_POSTGRES:-0}" != 1 ]; then
     fi
   fi
 fi
+echo "== dbt manifest (dbt parse, offline; dagster-dbt reads dbt_models/target/manifest.json at load)"
+.venv/bin/python -c "from marketlake.settings import get_settings; from orchestration.analytics import dbt_project, parse_manifest; print(parse_manifest(dbt_project(), get_settings()))"
 echo "== setup done"

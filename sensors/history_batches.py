@@ -8,6 +8,8 @@ offset} and never moves past the METADATA record of a batch still open: if the
 sensor stops mid-batch, the next tick reads the batch again from its start. A
 batch open longer than `history_batch_abandon_seconds` (its ingestor crashed;
 the request is re-served as a new batch) stops holding the cursor.
+Batches written by a Dagster run itself (`assets.ingest.written_by_a_run`:
+backfills, schedules, gap repairs) are passed over: that run commits them.
 """
 
 import json
@@ -27,6 +29,7 @@ from dagster import (
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from assets.history import HISTORY_OP, HistoryBatchConfig
+from assets.ingest import written_by_a_run
 from live_relay import codec
 from live_relay.messages import BatchKind, OHLCBatch
 from marketlake.settings import Settings
@@ -197,7 +200,8 @@ def build_history_batches_sensor(settings: Settings, job: UnresolvedAssetJobDefi
                     )
                 if scan.skipped:
                     context.log.warning(f"{topic}:{partition}: skipped records at offsets {scan.skipped[:20]}")
-                requests.extend(run_request(b) for b in scan.complete)
+                # A batch a Dagster run wrote itself (backfill, schedule, gap repair) is committed by that run.
+                requests.extend(run_request(b) for b in scan.complete if not written_by_a_run(b.metadata))
         cursor = json.dumps({str(p): o for p, o in sorted(offsets.items())})
         if not requests:
             return SensorResult(skip_reason=f"no complete batch in {topic}", cursor=cursor)

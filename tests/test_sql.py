@@ -5,6 +5,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
+import subprocess
+import sys
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -206,6 +209,59 @@ def test_shell_runs_statements_and_reports_errors(lake: tuple[Settings, Table]) 
     out = io.StringIO()
     sql.shell(settings, "csv", stdin=io.StringIO(script), stdout=out)
     lines = out.getvalue().splitlines()
-    assert lines[:7] == ['"view_name"', '"ohlc"', "", "views: ohlc", '"n"', "5", ""]
-    assert lines[7].startswith("error: BinderException") and "nope" in out.getvalue()
+    assert lines[:8] == ['"schema","name"', '"market","ohlc"', "", "views: ohlc", "marts: (none)", '"n"', "5", ""]
+    assert lines[8].startswith("error: BinderException") and "nope" in out.getvalue()
     assert "never run" not in out.getvalue()
+
+
+def _write_dbt_database(settings: Settings, close: str) -> None:
+    """A dbt DuckDB file as dbt-duckdb leaves it: a mart table in schema marts, a staging view beside it."""
+    path = sql.dbt_database_path(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with duckdb.connect(str(path)) as con:
+        con.sql("CREATE SCHEMA IF NOT EXISTS marts; CREATE SCHEMA IF NOT EXISTS staging")
+        con.sql(f"CREATE OR REPLACE TABLE marts.daily_ohlcv AS SELECT '{BTC}' AS ticker, DECIMAL(38,18) '{close}' AS close")
+        con.sql("CREATE OR REPLACE VIEW staging.stg_market__ohlc AS SELECT 1 AS x")
+
+
+def test_dbt_marts_are_copied_into_schema_marts_and_the_file_is_left_unlocked(lake: tuple[Settings, Table]) -> None:
+    settings, _ = lake
+    _write_dbt_database(settings, HUGE)
+    with sql.connect(settings) as con:
+        assert con.sql("SELECT ticker, close FROM marts.daily_ohlcv").fetchall() == [(BTC, Decimal(HUGE))]
+        assert _scalar(con, "SELECT count(*) FROM duckdb_views() WHERE schema_name = 'staging'") == 0
+        with duckdb.connect(str(sql.dbt_database_path(settings))) as writer:  # what the next dbt build does
+            writer.sql("DROP TABLE marts.daily_ohlcv")
+        assert sql.attach_marts(con, settings) == []  # the model is gone: so is its copy
+        assert _scalar(con, "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'marts'") == 0
+
+
+HOLD_FILE = """
+import sys, duckdb
+con = duckdb.connect(sys.argv[1])
+print("holding", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_marts_stay_as_they_were_while_a_dbt_build_holds_the_file(
+    lake: tuple[Settings, Table], caplog: pytest.LogCaptureFixture
+) -> None:
+    settings, _ = lake
+    _write_dbt_database(settings, "1.5")
+    out = io.StringIO()
+    with sql.connect(settings) as con:
+        _write_dbt_database(settings, "2.5")  # a build rewrote the mart...
+        holder = subprocess.Popen([sys.executable, "-c", HOLD_FILE, str(sql.dbt_database_path(settings))],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)  # fmt: skip
+        try:
+            assert holder.stdout is not None and holder.stdout.readline() == "holding\n"  # ...and holds the file
+            with caplog.at_level(logging.WARNING, logger="marketlake.sql"):
+                assert sql.attach_marts(con, settings) == ["daily_ohlcv"]
+            assert "is busy" in caplog.text
+            assert _scalar(con, "SELECT close FROM marts.daily_ohlcv") == Decimal("1.5")
+        finally:
+            holder.communicate("", timeout=30)
+        sql.shell(settings, "csv", stdin=io.StringIO(".refresh\nSELECT close FROM marts.daily_ohlcv;\n"), stdout=out)
+    assert out.getvalue().splitlines()[1:3] == ["marts: daily_ohlcv", '"close"']
+    assert Decimal(out.getvalue().splitlines()[3]) == Decimal("2.5")
