@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sys
 import time
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -63,10 +64,19 @@ def webserver_ready(port: int) -> bool:
         return False
 
 
-@pytest.fixture(scope="module")
-def platform_with_ui(tmp_path_factory: pytest.TempPathFactory, kafka_broker: KafkaBroker) -> Iterator[tuple[Settings, GraphQL]]:
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def platform_with_ui(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, kafka_broker: KafkaBroker
+) -> Iterator[tuple[Settings, GraphQL]]:
+    """Embedded defaults, and the production configuration: Dagster storage and Iceberg catalog in Postgres."""
+    postgres_url = ""
+    if request.param == "postgres":
+        server = request.getfixturevalue("postgres_server")
+        db = f"backfill_{uuid.uuid4().hex[:10]}"
+        server.create_database(db)
+        postgres_url = server.url(db)
     settings = make_settings(tmp_path_factory.mktemp("backfill"), kafka_broker.bootstrap, relay_metrics_port=free_port(),
-                             dagster_port=free_port(), universe=UNIVERSE)  # fmt: skip
+                             dagster_port=free_port(), universe=UNIVERSE, postgres_url=postgres_url)  # fmt: skip
     sup: Supervisor = start_platform(settings)
     argv = [str(Path(sys.executable).parent / "dagster-webserver"), "-w", str(REPO_ROOT / "workspace.yaml"),
             "-h", "127.0.0.1", "-p", str(settings.dagster_port)]  # fmt: skip
