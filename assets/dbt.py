@@ -60,7 +60,7 @@ def prepare_sources(settings: Settings, lock_wait_seconds: float = 30.0) -> list
         except duckdb.IOException:  # "Could not set lock on file"
             if time.monotonic() > deadline:
                 raise
-            time.sleep(0.5)
+            time.sleep(0.5)  # waiting out another writer's DuckDB lock, with a deadline
 
 
 def build_dbt_assets(settings: Settings, project: DbtProject) -> AssetsDefinition:

@@ -289,7 +289,7 @@ def test_run_replay_server_shuts_down_cleanly_on_signal(data_dir: Path, sig: sig
         deadline = time.monotonic() + 60
         while not port_open("127.0.0.1", port):
             assert proc.poll() is None and time.monotonic() < deadline, "replay server did not come up"
-            time.sleep(0.05)
+            time.sleep(0.05)  # polling a starting process's port, with a deadline
         with connect(f"ws://127.0.0.1:{port}/ws/btcusdt@trade") as ws:
             ws.recv(timeout=10)
             proc.send_signal(sig)
