@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
@@ -64,21 +65,28 @@ def day_request(request_id: str, period: int = 60, start: int = AUG_8, end: int 
                        start_time=start, end_time=end, notification_topic="RESPONSE:c")
 
 
-def run_ingestor(settings: Settings) -> tuple[Ingestor, threading.Thread]:
+@contextmanager
+def ingestor_running(settings: Settings) -> Iterator[Ingestor]:
+    """A real Binance ingestor on a thread for the duration of the block; stopped and joined after."""
     worker = Ingestor(settings, "BINANCE")
     thread = threading.Thread(target=worker.run, daemon=True)
     thread.start()
-    return worker, thread
+    try:
+        yield worker
+    finally:
+        worker.stop()
+        thread.join(30)
+
+
+def serve_and_read(settings: Settings, until_ends: int = 1, timeout: float = 60.0) -> list[OHLCBatch]:
+    """Run an ingestor until `until_ends` batches are complete in Kafka; return every history record."""
+    with ingestor_running(settings):
+        return read_history(settings, until_ends=until_ends, timeout=timeout)
 
 
 def test_one_day_of_candles_becomes_one_complete_batch(settings: Settings, sim: ReplayServer) -> None:
     submit(settings, day_request("r-day"))
-    worker, thread = run_ingestor(settings)
-    try:
-        records = read_history(settings, until_ends=1)
-    finally:
-        worker.stop()
-        thread.join(30)
+    records = serve_and_read(settings)
     assert [r.kind for r in records] == [BatchKind.METADATA, BatchKind.ROWS, BatchKind.ROWS, BatchKind.END]
     assert [r.sequence for r in records] == [0, 1, 2, 3]
     assert len({r.batch_id for r in records}) == 1
@@ -91,12 +99,7 @@ def test_one_day_of_candles_becomes_one_complete_batch(settings: Settings, sim: 
 def test_trades_request_writes_ticks_with_exchange_ids(settings: Settings, sim: ReplayServer) -> None:
     start = AUG_8 + DAY_US - 300_000_000  # the recorded last five minutes of 2024-08-08
     submit(settings, day_request("r-trades", period=0, start=start, end=AUG_8 + DAY_US))
-    worker, thread = run_ingestor(settings)
-    try:
-        records = read_history(settings, until_ends=1)
-    finally:
-        worker.stop()
-        thread.join(30)
+    records = serve_and_read(settings)
     ticks = [t for r in records for t in r.ticks]
     assert records[-1].status == Status.OK and records[-1].row_count == len(ticks) > 100
     ids = [int(t.trade_id) for t in ticks]
@@ -107,12 +110,7 @@ def test_trades_request_writes_ticks_with_exchange_ids(settings: Settings, sim: 
 def test_exchange_failing_for_good_becomes_an_error_end_marker_with_the_reason(settings: Settings, sim: ReplayServer) -> None:
     sim.state.set_faults(fail_always_status=400, fail_always_code=-1121, fail_always_msg="Invalid symbol.")
     submit(settings, day_request("r-fail"))
-    worker, thread = run_ingestor(settings)
-    try:
-        records = read_history(settings, until_ends=1)
-    finally:
-        worker.stop()
-        thread.join(30)
+    records = serve_and_read(settings)
     end = records[-1]
     assert end.kind == BatchKind.END and end.status == Status.ERROR
     assert "Invalid symbol." in end.error_message and "400" in end.error_message
@@ -121,16 +119,11 @@ def test_exchange_failing_for_good_becomes_an_error_end_marker_with_the_reason(s
 def test_two_ingestors_serve_each_request_exactly_once(settings: Settings, sim: ReplayServer) -> None:
     for i in range(8):
         submit(settings, day_request(f"r{i}", start=AUG_8 - (i + 1) * DAY_US, end=AUG_8 - i * DAY_US))
-    workers = [run_ingestor(settings) for _ in range(2)]
-    try:
+    with ingestor_running(settings) as first, ingestor_running(settings) as second:
         records = read_history(settings, until_ends=8)
-    finally:
-        for worker, thread in workers:
-            worker.stop()
-            thread.join(30)
     ends = [r for r in records if r.kind == BatchKind.END]
     assert sorted(r.request_id for r in ends) == sorted(f"r{i}" for i in range(8))
-    assert sum(w.served for w, _ in workers) == 8
+    assert first.served + second.served == 8
 
 
 def test_a_crashed_ingestors_request_is_served_by_another(settings: Settings) -> None:
@@ -157,12 +150,7 @@ def test_a_crashed_ingestors_request_is_served_by_another(settings: Settings) ->
             if victim.poll() is None:
                 os.killpg(victim.pid, signal.SIGKILL)
         server.state.set_faults(latency_ms=0)
-        worker, thread = run_ingestor(settings)
-        try:
-            records = read_history(settings, until_ends=1, timeout=120)
-        finally:
-            worker.stop()
-            thread.join(30)
+        records = serve_and_read(settings, timeout=120)
     batches = {r.batch_id for r in records}
     ends = [r for r in records if r.kind == BatchKind.END]
     assert len(batches) == 2, "the second ingestor must write a batch of its own"
@@ -176,9 +164,10 @@ def test_cancel_on_the_control_channel_ends_the_request_with_error(settings: Set
     from live_relay.messages import ControlAction, IngestorControl, SubmitResponse
 
     server = ReplayServer(DATA_DIR, FaultConfig(latency_ms=300))
-    with server.running(settings.sim_port):
+    with ExitStack() as stack:
+        stack.enter_context(server.running(settings.sim_port))
         submit(settings, day_request("r-cancel", start=AUG_8 - 20 * DAY_US, end=AUG_8))
-        worker, thread = run_ingestor(settings)
+        worker = stack.enter_context(ingestor_running(settings))
         consumer = Consumer(consumer_config(settings, "cancel-watch"))
         consumer.assign([TopicPartition(history_topic(settings), p, 0) for p in range(settings.kafka_history_partitions)])
         ctx = zmq.Context.instance()
@@ -200,8 +189,6 @@ def test_cancel_on_the_control_channel_ends_the_request_with_error(settings: Set
                 records += [codec.decode_record(m.value()) for m in consumer.consume(10, timeout=0.5) if not m.error()]
         finally:
             consumer.close()
-            worker.stop()
-            thread.join(30)
     end = next(r for r in records if r.kind == BatchKind.END)
     assert end.status == Status.ERROR and "cancelled by IngestorControl" in end.error_message
     assert end.row_count < 20 * 1440
