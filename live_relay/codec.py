@@ -41,6 +41,12 @@ _PB_CLASS: dict[m.MessageType, Any] = {
     m.MessageType.SUBMIT_HISTORICAL_REQUEST: pb.SubmitHistoricalRequest,
     m.MessageType.SUBMIT_RESPONSE: pb.SubmitResponse,
     m.MessageType.HISTORY_READY: pb.HistoryReadyNotification,
+    m.MessageType.BOOK_UPDATE: pb.BookUpdate,
+    m.MessageType.TOP_OF_BOOK: pb.TopOfBook,
+    m.MessageType.BBO_WORLD_VIEW: pb.BboWorldView,
+    m.MessageType.HEATMAP: pb.Heatmap,
+    m.MessageType.BOOK_IMBALANCE: pb.BookImbalance,
+    m.MessageType.STREAM_GAP: pb.StreamGap,
 }
 
 

@@ -26,9 +26,15 @@ class MessageType(IntEnum):
     CEP_TRIGGER_ACK = 0x0A
     CEP_TRIGGER_EVENT = 0x0B
     OHLC_BATCH = 0x0C
+    BOOK_UPDATE = 0x0D
+    TOP_OF_BOOK = 0x0E
+    BBO_WORLD_VIEW = 0x0F
     SUBMIT_HISTORICAL_REQUEST = 0x10
     SUBMIT_RESPONSE = 0x11
     HISTORY_READY = 0x12
+    HEATMAP = 0x13
+    BOOK_IMBALANCE = 0x14
+    STREAM_GAP = 0x15
 
 
 DEPRECATED_TYPES = frozenset({MessageType.DATA_RESPONSE, MessageType.OHLC_REQUEST, MessageType.RESPONSE})
@@ -246,6 +252,89 @@ class HistoryReadyNotification:
     completed_at: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class BookLevel:
+    price: str = ""
+    size: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class BookUpdate:
+    ticker: str = ""
+    snapshot: bool = False
+    bids: tuple[BookLevel, ...] = ()
+    asks: tuple[BookLevel, ...] = ()
+    exchange_time_ns: int = 0
+    receive_time_ns: int = 0
+    update_id: int = 0
+    sequence: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class TopOfBook:
+    ticker: str = ""
+    bid_price: str = ""
+    bid_size: str = ""
+    ask_price: str = ""
+    ask_size: str = ""
+    exchange_time_ns: int = 0
+    receive_time_ns: int = 0
+    sequence: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class BboWorldView:
+    pair: str = ""
+    venues: tuple[TopOfBook, ...] = ()
+    best_bid_ticker: str = ""
+    best_bid_price: str = ""
+    best_ask_ticker: str = ""
+    best_ask_price: str = ""
+    crossed: bool = False
+    event_time_ns: int = 0
+    sequence: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class HeatmapBucket:
+    price: str = ""
+    bid_size: str = ""
+    ask_size: str = ""
+    intensity: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Heatmap:
+    ticker: str = ""
+    bucket_size: str = ""
+    event_time_ns: int = 0
+    buckets: tuple[HeatmapBucket, ...] = ()
+    sequence: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class BookImbalance:
+    ticker: str = ""
+    depth: int = 0
+    bid_volume: str = ""
+    ask_volume: str = ""
+    imbalance: float = 0.0
+    event_time_ns: int = 0
+    sequence: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class StreamGap:
+    exchange: str = ""
+    ticker: str = ""
+    detected_at_ns: int = 0
+    how: str = ""
+    last_seen: int = -1  # -1 = unknown (exchanges without update ids)
+    first_missing: int = -1
+    next_received: int = -1
+    detail: str = ""
+
+
 Message = (
     DataRequest
     | DataResponse
@@ -262,6 +351,12 @@ Message = (
     | SubmitHistoricalRequest
     | SubmitResponse
     | HistoryReadyNotification
+    | BookUpdate
+    | TopOfBook
+    | BboWorldView
+    | Heatmap
+    | BookImbalance
+    | StreamGap
 )
 
 TYPE_OF_CLASS: dict[type, MessageType] = {
@@ -280,5 +375,11 @@ TYPE_OF_CLASS: dict[type, MessageType] = {
     SubmitHistoricalRequest: MessageType.SUBMIT_HISTORICAL_REQUEST,
     SubmitResponse: MessageType.SUBMIT_RESPONSE,
     HistoryReadyNotification: MessageType.HISTORY_READY,
+    BookUpdate: MessageType.BOOK_UPDATE,
+    TopOfBook: MessageType.TOP_OF_BOOK,
+    BboWorldView: MessageType.BBO_WORLD_VIEW,
+    Heatmap: MessageType.HEATMAP,
+    BookImbalance: MessageType.BOOK_IMBALANCE,
+    StreamGap: MessageType.STREAM_GAP,
 }
 CLASS_OF_TYPE: dict[MessageType, type] = {v: k for k, v in TYPE_OF_CLASS.items()}

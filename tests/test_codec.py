@@ -32,6 +32,14 @@ SAMPLES: list[m.Message] = [
     m.HistoryReadyNotification(request_id="r", client_id="c", status=m.Status.OK, ticker="BINANCE:BTC/USDT",
                                period_seconds=60, start_time=1, end_time=2, row_count=1440, table="market.ohlc",
                                snapshot_id=-5, completed_at=9),
+    m.BookUpdate(ticker="KRAKEN:BTC/USD", snapshot=True, bids=(m.BookLevel("60000.1", "0.5"),),
+                 asks=(m.BookLevel("60000.2", "0"),), exchange_time_ns=1, receive_time_ns=2, update_id=3, sequence=4),
+    m.TopOfBook(ticker="OKX:BTC/USDT", bid_price="1", bid_size="2", ask_price="3", ask_size="4", sequence=1),
+    m.BboWorldView(pair="BTC/USDT", venues=(m.TopOfBook(ticker="OKX:BTC/USDT", bid_price="1"),),
+                   best_bid_ticker="OKX:BTC/USDT", best_bid_price="1", crossed=True, event_time_ns=7),
+    m.Heatmap(ticker="BYBIT:BTC/USDT", bucket_size="10", buckets=(m.HeatmapBucket("60000", "1.5", "0", 0.25),)),
+    m.BookImbalance(ticker="BYBIT:BTC/USDT", depth=10, bid_volume="3", ask_volume="1", imbalance=0.5),
+    m.StreamGap(exchange="OKX", ticker="OKX:BTC/USDT", detected_at_ns=9, how="sequence_jump", last_seen=-1),
 ]
 
 
@@ -51,6 +59,9 @@ def test_type_ids_are_those_of_seed_000() -> None:
         "DATA_REQUEST": 1, "DATA_RESPONSE": 2, "INGESTOR_CONTROL": 3, "TICK": 4, "OHLC": 5, "MARKET": 6,
         "OHLC_REQUEST": 7, "RESPONSE": 8, "CEP_TRIGGER_REQUEST": 9, "CEP_TRIGGER_ACK": 10, "CEP_TRIGGER_EVENT": 11,
         "OHLC_BATCH": 12, "SUBMIT_HISTORICAL_REQUEST": 16, "SUBMIT_RESPONSE": 17, "HISTORY_READY": 18,
+        # live market data, after seed 000's own ids
+        "BOOK_UPDATE": 13, "TOP_OF_BOOK": 14, "BBO_WORLD_VIEW": 15, "HEATMAP": 19, "BOOK_IMBALANCE": 20,
+        "STREAM_GAP": 21,
     }  # fmt: skip
     assert set(m.TYPE_OF_CLASS.values()) == set(m.MessageType)
 
@@ -74,7 +85,7 @@ def test_deprecated_types_are_decoded_but_never_sent(msg: m.Message) -> None:
         ([b"\x01\x01", b"\x10"], "malformed"),
         ([b"\x02", b"\x10"], "version_mismatch"),
         ([b"\x01", b""], "truncated"),
-        ([b"\x01", b"\x0d"], "unknown_type"),
+        ([b"\x01", b"\x7f"], "unknown_type"),
         ([b"\x01", b"\x10\xff\xff\xff"], "malformed"),
     ],
 )

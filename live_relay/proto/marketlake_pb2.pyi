@@ -355,3 +355,137 @@ class HistoryReadyNotification(_message.Message):
     error_message: str
     completed_at: int
     def __init__(self, request_id: _Optional[str] = ..., client_id: _Optional[str] = ..., status: _Optional[_Union[Status, str]] = ..., ticker: _Optional[str] = ..., period_seconds: _Optional[int] = ..., start_time: _Optional[int] = ..., end_time: _Optional[int] = ..., row_count: _Optional[int] = ..., table: _Optional[str] = ..., snapshot_id: _Optional[int] = ..., error_message: _Optional[str] = ..., completed_at: _Optional[int] = ...) -> None: ...
+
+class BookLevel(_message.Message):
+    __slots__ = ("price", "size")
+    PRICE_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    price: str
+    size: str
+    def __init__(self, price: _Optional[str] = ..., size: _Optional[str] = ...) -> None: ...
+
+class BookUpdate(_message.Message):
+    __slots__ = ("ticker", "snapshot", "bids", "asks", "exchange_time_ns", "receive_time_ns", "update_id", "sequence")
+    TICKER_FIELD_NUMBER: _ClassVar[int]
+    SNAPSHOT_FIELD_NUMBER: _ClassVar[int]
+    BIDS_FIELD_NUMBER: _ClassVar[int]
+    ASKS_FIELD_NUMBER: _ClassVar[int]
+    EXCHANGE_TIME_NS_FIELD_NUMBER: _ClassVar[int]
+    RECEIVE_TIME_NS_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_ID_FIELD_NUMBER: _ClassVar[int]
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    ticker: str
+    snapshot: bool
+    bids: _containers.RepeatedCompositeFieldContainer[BookLevel]
+    asks: _containers.RepeatedCompositeFieldContainer[BookLevel]
+    exchange_time_ns: int
+    receive_time_ns: int
+    update_id: int
+    sequence: int
+    def __init__(self, ticker: _Optional[str] = ..., snapshot: _Optional[bool] = ..., bids: _Optional[_Iterable[_Union[BookLevel, _Mapping]]] = ..., asks: _Optional[_Iterable[_Union[BookLevel, _Mapping]]] = ..., exchange_time_ns: _Optional[int] = ..., receive_time_ns: _Optional[int] = ..., update_id: _Optional[int] = ..., sequence: _Optional[int] = ...) -> None: ...
+
+class TopOfBook(_message.Message):
+    __slots__ = ("ticker", "bid_price", "bid_size", "ask_price", "ask_size", "exchange_time_ns", "receive_time_ns", "sequence")
+    TICKER_FIELD_NUMBER: _ClassVar[int]
+    BID_PRICE_FIELD_NUMBER: _ClassVar[int]
+    BID_SIZE_FIELD_NUMBER: _ClassVar[int]
+    ASK_PRICE_FIELD_NUMBER: _ClassVar[int]
+    ASK_SIZE_FIELD_NUMBER: _ClassVar[int]
+    EXCHANGE_TIME_NS_FIELD_NUMBER: _ClassVar[int]
+    RECEIVE_TIME_NS_FIELD_NUMBER: _ClassVar[int]
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    ticker: str
+    bid_price: str
+    bid_size: str
+    ask_price: str
+    ask_size: str
+    exchange_time_ns: int
+    receive_time_ns: int
+    sequence: int
+    def __init__(self, ticker: _Optional[str] = ..., bid_price: _Optional[str] = ..., bid_size: _Optional[str] = ..., ask_price: _Optional[str] = ..., ask_size: _Optional[str] = ..., exchange_time_ns: _Optional[int] = ..., receive_time_ns: _Optional[int] = ..., sequence: _Optional[int] = ...) -> None: ...
+
+class BboWorldView(_message.Message):
+    __slots__ = ("pair", "venues", "best_bid_ticker", "best_bid_price", "best_ask_ticker", "best_ask_price", "crossed", "event_time_ns", "sequence")
+    PAIR_FIELD_NUMBER: _ClassVar[int]
+    VENUES_FIELD_NUMBER: _ClassVar[int]
+    BEST_BID_TICKER_FIELD_NUMBER: _ClassVar[int]
+    BEST_BID_PRICE_FIELD_NUMBER: _ClassVar[int]
+    BEST_ASK_TICKER_FIELD_NUMBER: _ClassVar[int]
+    BEST_ASK_PRICE_FIELD_NUMBER: _ClassVar[int]
+    CROSSED_FIELD_NUMBER: _ClassVar[int]
+    EVENT_TIME_NS_FIELD_NUMBER: _ClassVar[int]
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    pair: str
+    venues: _containers.RepeatedCompositeFieldContainer[TopOfBook]
+    best_bid_ticker: str
+    best_bid_price: str
+    best_ask_ticker: str
+    best_ask_price: str
+    crossed: bool
+    event_time_ns: int
+    sequence: int
+    def __init__(self, pair: _Optional[str] = ..., venues: _Optional[_Iterable[_Union[TopOfBook, _Mapping]]] = ..., best_bid_ticker: _Optional[str] = ..., best_bid_price: _Optional[str] = ..., best_ask_ticker: _Optional[str] = ..., best_ask_price: _Optional[str] = ..., crossed: _Optional[bool] = ..., event_time_ns: _Optional[int] = ..., sequence: _Optional[int] = ...) -> None: ...
+
+class HeatmapBucket(_message.Message):
+    __slots__ = ("price", "bid_size", "ask_size", "intensity")
+    PRICE_FIELD_NUMBER: _ClassVar[int]
+    BID_SIZE_FIELD_NUMBER: _ClassVar[int]
+    ASK_SIZE_FIELD_NUMBER: _ClassVar[int]
+    INTENSITY_FIELD_NUMBER: _ClassVar[int]
+    price: str
+    bid_size: str
+    ask_size: str
+    intensity: float
+    def __init__(self, price: _Optional[str] = ..., bid_size: _Optional[str] = ..., ask_size: _Optional[str] = ..., intensity: _Optional[float] = ...) -> None: ...
+
+class Heatmap(_message.Message):
+    __slots__ = ("ticker", "bucket_size", "event_time_ns", "buckets", "sequence")
+    TICKER_FIELD_NUMBER: _ClassVar[int]
+    BUCKET_SIZE_FIELD_NUMBER: _ClassVar[int]
+    EVENT_TIME_NS_FIELD_NUMBER: _ClassVar[int]
+    BUCKETS_FIELD_NUMBER: _ClassVar[int]
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    ticker: str
+    bucket_size: str
+    event_time_ns: int
+    buckets: _containers.RepeatedCompositeFieldContainer[HeatmapBucket]
+    sequence: int
+    def __init__(self, ticker: _Optional[str] = ..., bucket_size: _Optional[str] = ..., event_time_ns: _Optional[int] = ..., buckets: _Optional[_Iterable[_Union[HeatmapBucket, _Mapping]]] = ..., sequence: _Optional[int] = ...) -> None: ...
+
+class BookImbalance(_message.Message):
+    __slots__ = ("ticker", "depth", "bid_volume", "ask_volume", "imbalance", "event_time_ns", "sequence")
+    TICKER_FIELD_NUMBER: _ClassVar[int]
+    DEPTH_FIELD_NUMBER: _ClassVar[int]
+    BID_VOLUME_FIELD_NUMBER: _ClassVar[int]
+    ASK_VOLUME_FIELD_NUMBER: _ClassVar[int]
+    IMBALANCE_FIELD_NUMBER: _ClassVar[int]
+    EVENT_TIME_NS_FIELD_NUMBER: _ClassVar[int]
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    ticker: str
+    depth: int
+    bid_volume: str
+    ask_volume: str
+    imbalance: float
+    event_time_ns: int
+    sequence: int
+    def __init__(self, ticker: _Optional[str] = ..., depth: _Optional[int] = ..., bid_volume: _Optional[str] = ..., ask_volume: _Optional[str] = ..., imbalance: _Optional[float] = ..., event_time_ns: _Optional[int] = ..., sequence: _Optional[int] = ...) -> None: ...
+
+class StreamGap(_message.Message):
+    __slots__ = ("exchange", "ticker", "detected_at_ns", "how", "last_seen", "first_missing", "next_received", "detail")
+    EXCHANGE_FIELD_NUMBER: _ClassVar[int]
+    TICKER_FIELD_NUMBER: _ClassVar[int]
+    DETECTED_AT_NS_FIELD_NUMBER: _ClassVar[int]
+    HOW_FIELD_NUMBER: _ClassVar[int]
+    LAST_SEEN_FIELD_NUMBER: _ClassVar[int]
+    FIRST_MISSING_FIELD_NUMBER: _ClassVar[int]
+    NEXT_RECEIVED_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    exchange: str
+    ticker: str
+    detected_at_ns: int
+    how: str
+    last_seen: int
+    first_missing: int
+    next_received: int
+    detail: str
+    def __init__(self, exchange: _Optional[str] = ..., ticker: _Optional[str] = ..., detected_at_ns: _Optional[int] = ..., how: _Optional[str] = ..., last_seen: _Optional[int] = ..., first_missing: _Optional[int] = ..., next_received: _Optional[int] = ..., detail: _Optional[str] = ...) -> None: ...
