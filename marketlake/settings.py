@@ -102,6 +102,8 @@ class Settings(BaseSettings):
         7200, description="Freshness check: newest row at most this far behind min(partition end, now)."
     )
     gap_repair_interval_seconds: int = Field(30, description="How often the gap repair sensor reads market.gaps.")
+    gap_repair_retry_seconds: float = Field(300.0, description="Wait after a failed repair run before the next attempt.")
+    gap_repair_max_attempts: int = Field(3, description="Failed repair runs of one gap before the sensor gives up on it.")
 
     def model_post_init(self, _context: object) -> None:
         if not self.catalog_uri:

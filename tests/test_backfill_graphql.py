@@ -10,25 +10,22 @@ notifications and the exact Iceberg rows.
 
 from __future__ import annotations
 
-import sys
 import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
-import httpx
 import pyarrow.compute as pc
 import pytest
 from dagster import DagsterInstance
 
 from live_relay.messages import HistoryReadyNotification, Status
 from marketlake.client import MarketlakeClient
-from marketlake.kafka_broker import KafkaBroker, free_port, port_open
-from marketlake.settings import REPO_ROOT, Settings
+from marketlake.dagster_ui import GraphQL, wait_for, webserver_service
+from marketlake.kafka_broker import KafkaBroker, free_port
+from marketlake.settings import Settings
 from marketlake.storage.iceberg_tables import load_catalog, ohlc_table
-from marketlake.supervisor import Service, Supervisor
+from marketlake.supervisor import Supervisor
 
 from .factories import make_settings
 from .platform_fixtures import start_platform
@@ -39,29 +36,7 @@ DAYS = [f"2024-05-{d:02d}" for d in range(1, 31)]
 MAY_1, MAY_31 = 1_714_521_600_000_000, 1_717_113_600_000_000
 CHECKS = ["completeness", "validity", "freshness", "reconciliation"]
 TIMEOUT = 420.0
-
-
-class GraphQL:
-    """The webserver's /graphql endpoint."""
-
-    def __init__(self, port: int) -> None:
-        self.url = f"http://127.0.0.1:{port}/graphql"
-
-    def __call__(self, query: str, **variables: Any) -> dict[str, Any]:
-        response = httpx.post(self.url, json={"query": query, "variables": variables}, timeout=60)
-        response.raise_for_status()
-        body = response.json()
-        assert not body.get("errors"), body["errors"]
-        return body["data"]
-
-
-def webserver_ready(port: int) -> bool:
-    if not port_open("127.0.0.1", port):
-        return False
-    try:
-        return httpx.get(f"http://127.0.0.1:{port}/server_info", timeout=5).status_code == 200
-    except httpx.HTTPError:
-        return False
+ASSET_PATH = ["market", "ohlc_1m_daily"]
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
@@ -78,76 +53,13 @@ def platform_with_ui(
     settings = make_settings(tmp_path_factory.mktemp("backfill"), kafka_broker.bootstrap, relay_metrics_port=free_port(),
                              dagster_port=free_port(), universe=UNIVERSE, postgres_url=postgres_url)  # fmt: skip
     sup: Supervisor = start_platform(settings)
-    argv = [str(Path(sys.executable).parent / "dagster-webserver"), "-w", str(REPO_ROOT / "workspace.yaml"),
-            "-h", "127.0.0.1", "-p", str(settings.dagster_port)]  # fmt: skip
-    webserver = Service("dagster-webserver", argv, lambda: webserver_ready(settings.dagster_port), ready_timeout=180)
+    webserver = webserver_service(settings)
     sup.services.append(webserver)
     try:
         sup.start(webserver)
         yield settings, GraphQL(settings.dagster_port)
     finally:
         sup.stop_all()
-
-
-def wait_for(what: str, condition: Any, timeout: float = TIMEOUT, every: float = 1.0) -> Any:
-    """Poll `condition` until it returns something truthy (returned), or fail after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while not (value := condition()):
-        assert time.monotonic() < deadline, f"{what}: not after {timeout}s"
-        time.sleep(every)  # polling a condition with a deadline, not synchronising on time
-    return value
-
-
-ADD_PARTITION = """
-mutation Add($repositorySelector: RepositorySelector!, $partitionsDefName: String!, $partitionKey: String!) {
-  addDynamicPartition(repositorySelector: $repositorySelector, partitionsDefName: $partitionsDefName,
-                      partitionKey: $partitionKey) {
-    __typename
-    ... on AddDynamicPartitionSuccess { partitionsDefName partitionKey }
-    ... on PythonError { message }
-    ... on UnauthorizedError { message }
-  }
-}"""
-
-LAUNCH_BACKFILL = """
-mutation LaunchPartitionBackfill($backfillParams: LaunchBackfillParams!) {
-  launchPartitionBackfill(backfillParams: $backfillParams) {
-    __typename
-    ... on LaunchBackfillSuccess { backfillId }
-    ... on PartitionSetNotFoundError { message }
-    ... on PartitionKeysNotFoundError { message }
-    ... on PythonError { message stack }
-    ... on UnauthorizedError { message }
-  }
-}"""
-
-BACKFILL_STATUS = """
-query Backfill($backfillId: String!) {
-  partitionBackfillOrError(backfillId: $backfillId) {
-    __typename
-    ... on PartitionBackfill { id status numPartitions }
-    ... on PythonError { message }
-  }
-}"""
-
-BACKFILL_RUNS = """
-query Runs($filter: RunsFilter!) {
-  runsOrError(filter: $filter) {
-    __typename
-    ... on Runs { results { runId status tags { key value } } }
-  }
-}"""
-
-CHECK_EXECUTIONS = """
-query Checks($assetKey: AssetKeyInput!, $checkName: String!) {
-  assetCheckExecutions(assetKey: $assetKey, checkName: $checkName, limit: 50) {
-    runId
-    status
-    evaluation { success description }
-  }
-}"""
-
-ASSET_KEY = {"path": ["market", "ohlc_1m_daily"]}
 
 
 @pytest.mark.timeout(TIMEOUT + 180)
@@ -157,12 +69,10 @@ def test_ui_backfill_of_30_days_of_1m_candles_for_3_tickers_completes_with_exact
     settings, gql = platform_with_ui
     instance = DagsterInstance.from_config(str(settings.dagster_home))
     try:
-        wait_for("universe registered", lambda: set(UNIVERSE) <= set(instance.get_dynamic_partitions("tickers")))
+        wait_for("universe registered", lambda: set(UNIVERSE) <= set(instance.get_dynamic_partitions("tickers")), TIMEOUT)
     finally:
         instance.dispose()
-    added = gql(ADD_PARTITION, repositorySelector={"repositoryLocationName": "marketlake",
-                                                   "repositoryName": "__repository__"},
-                partitionsDefName="tickers", partitionKey=ADDED)["addDynamicPartition"]  # fmt: skip
+    added = gql.add_partition("tickers", ADDED)
     assert added == {"__typename": "AddDynamicPartitionSuccess", "partitionsDefName": "tickers", "partitionKey": ADDED}
 
     tickers = [*UNIVERSE, ADDED]
@@ -170,17 +80,8 @@ def test_ui_backfill_of_30_days_of_1m_candles_for_3_tickers_completes_with_exact
     with MarketlakeClient(settings) as client:
         client.subscribe("HISTORY_READY:dagster-run-")
         started = time.monotonic()
-        launched = gql(LAUNCH_BACKFILL, backfillParams={
-            "assetSelection": [ASSET_KEY], "partitionNames": keys, "fromFailure": False, "tags": [],
-        })["launchPartitionBackfill"]  # fmt: skip
-        assert launched["__typename"] == "LaunchBackfillSuccess", launched
-        backfill_id = launched["backfillId"]
-
-        def finished() -> dict[str, Any] | None:
-            b = gql(BACKFILL_STATUS, backfillId=backfill_id)["partitionBackfillOrError"]
-            return b if b["status"] not in ("REQUESTED", "CANCELING", "FAILING") else None
-
-        backfill = wait_for("backfill finished", finished, every=2.0)
+        backfill_id = gql.launch_backfill(ASSET_PATH, keys)
+        backfill = gql.wait_backfill(backfill_id, TIMEOUT)
         elapsed = time.monotonic() - started
         notes: list[HistoryReadyNotification] = []
         for _, msg in client.stream(["HISTORY_READY:dagster-run-"], timeout=10):
@@ -192,12 +93,12 @@ def test_ui_backfill_of_30_days_of_1m_candles_for_3_tickers_completes_with_exact
     assert backfill["status"] in ("COMPLETED_SUCCESS", "COMPLETED"), backfill
     assert backfill["numPartitions"] == 90
 
-    runs = gql(BACKFILL_RUNS, filter={"tags": [{"key": "dagster/backfill", "value": backfill_id}]})["runsOrError"]
-    run_ids = {r["runId"] for r in runs["results"]}
-    assert [r["status"] for r in runs["results"]] == ["SUCCESS"] * 3  # one run per ticker, not 90
+    runs = gql.backfill_runs(backfill_id)
+    run_ids = {r["runId"] for r in runs}
+    assert [r["status"] for r in runs] == ["SUCCESS"] * 3  # one run per ticker, not 90
 
     for check in CHECKS:
-        executions = gql(CHECK_EXECUTIONS, assetKey=ASSET_KEY, checkName=check)["assetCheckExecutions"]
+        executions = gql.check_executions(ASSET_PATH, check)
         mine = [e for e in executions if e["runId"] in run_ids]
         assert len(mine) == 3, (check, executions)
         assert all(e["status"] == "SUCCEEDED" and e["evaluation"]["success"] for e in mine), (check, mine)

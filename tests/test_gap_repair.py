@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import httpx
 import pyarrow.compute as pc
 import pytest
 from dagster import (
@@ -121,7 +122,7 @@ def test_deleted_candles_fail_completeness_get_repaired_and_pass(inproc: InProce
 
     # The repair sensor launches one run for it, tagged with the gap; the run refetches exactly the hole.
     [request] = inproc.sensor("gap_repair_sensor").run_requests or []
-    assert request.run_key == f"gap-repair:{gap.gap_id}"
+    assert request.run_key == f"gap-repair:{gap.gap_id}:1"
     assert request.partition_key == partition_key("2024-03-02", BTC)
     assert request.tags["marketlake/gap_id"] == gap.gap_id
     with MarketlakeClient(inproc.settings) as client:
@@ -171,3 +172,34 @@ def test_range_found_missing_again_after_a_repair_is_unresolved_not_reopened(set
     assert (found.gap_id, found.status) == ("gap-3", "unresolved")
     assert [(g.gap_id, g.status) for g in gaps.read_gaps(catalog)] == [("gap-1", "repaired"), ("gap-3", "unresolved")]
     assert gaps.open_gaps(catalog) == []
+
+
+def test_failed_repair_run_is_retried_and_given_up_after_max_attempts(inproc: InProcessPlatform) -> None:
+    settings = inproc.settings.model_copy(update={"gap_repair_retry_seconds": 0, "gap_repair_max_attempts": 2})
+    inproc = InProcessPlatform(settings, build_definitions(settings), inproc.instance)
+    assert inproc.materialize(60, "2024-03-02", "2024-03-02").success
+    ohlc_table(load_catalog(settings)).delete(And(EqualTo("ticker", literal(BTC)), And(
+        GreaterThanOrEqual("open_time", literal(HOLE[0])), LessThan("open_time", literal(HOLE[1])))))  # fmt: skip
+    assert not evaluations(inproc.run(CHECKS_JOB))["completeness"].passed
+    [gap] = gaps.open_gaps(load_catalog(settings))
+
+    httpx.post(f"{settings.binance_rest_url}/_sim/faults", json={"fail_always_status": 500}, timeout=10).raise_for_status()
+    for attempt in (1, 2):
+        [request] = inproc.sensor("gap_repair_sensor").run_requests or []
+        assert (request.run_key, request.tags["marketlake/attempt"]) == (f"gap-repair:{gap.gap_id}:{attempt}", str(attempt))
+        assert not inproc.execute(request).success  # the exchange answers 500: the repair run fails
+        assert [g.status for g in gaps.read_gaps(load_catalog(settings))] == ["open"]
+    given_up = inproc.sensor("gap_repair_sensor")
+    assert not given_up.run_requests
+    assert "gave up after 2 failed repair runs" in (given_up.skip_reason.skip_message if given_up.skip_reason else "")
+
+    # Another attempt allowed (e.g. the operator raised the limit): the exchange is back, the gap is repaired.
+    httpx.post(f"{settings.binance_rest_url}/_sim/faults", json={"fail_always_status": 0}, timeout=10).raise_for_status()
+    more = settings.model_copy(update={"gap_repair_max_attempts": 3})
+    retry = InProcessPlatform(more, build_definitions(more), inproc.instance)
+    [request] = retry.sensor("gap_repair_sensor").run_requests or []
+    assert request.run_key == f"gap-repair:{gap.gap_id}:3"
+    assert retry.execute(request).success
+    [repaired] = gaps.read_gaps(load_catalog(settings))
+    assert repaired.status == "repaired"
+    assert not retry.sensor("gap_repair_sensor").run_requests
