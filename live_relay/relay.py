@@ -26,6 +26,7 @@ from confluent_kafka import KafkaError, Message, Producer
 from prometheus_client import CollectorRegistry, Counter
 
 from live_relay import codec
+from live_relay.fanout import Fanout
 from live_relay.messages import (
     DataRequest,
     IngestorControl,
@@ -56,8 +57,13 @@ class RelayMetrics:
             "marketlake_relay_requests", "Client requests by outcome", ["status"], registry=self.registry
         )
         self.forwarded = Counter(
-            "marketlake_relay_forwarded", "Messages forwarded XSUB -> XPUB", registry=self.registry
+            "marketlake_relay_forwarded", "Publications received on XSUB (libzmq proxy statistics)", registry=self.registry
         )
+        self.malformed = Counter(
+            "marketlake_relay_malformed_publications",
+            "Malformed messages seen on XSUB/XPUB by the inspector (forwarded; subscribers' decode rejects them)",
+            ["socket", "cause"], registry=self.registry,
+        )  # fmt: skip
         self._logged: set[tuple[str, str]] = set()
 
     def drop(self, socket: str, cause: str, detail: str) -> None:
@@ -65,6 +71,15 @@ class RelayMetrics:
         if (socket, cause) not in self._logged:  # log once per cause, count always
             self._logged.add((socket, cause))
             log.warning("dropping %s message (%s): %s", socket, cause, detail)
+
+    def saw_malformed(self, socket: str, cause: str, frames: int) -> None:
+        self.malformed.labels(socket, cause).inc()
+        if (socket, cause) not in self._logged:
+            self._logged.add((socket, cause))
+            log.warning("malformed %s message (%s): %d frames", socket, cause, frames)
+
+    def malformed_total(self) -> float:
+        return sum(s.value for m in self.malformed.collect() for s in m.samples if s.name.endswith("_total"))
 
     def dropped_total(self) -> float:
         return sum(s.value for m in self.dropped.collect() for s in m.samples if s.name.endswith("_total"))
@@ -95,22 +110,25 @@ class Relay:
         router.setsockopt(zmq.ROUTER_MANDATORY, 0)
         work = self._bind(zmq.PUB, s.work_port)
         self.control = self._bind(zmq.PUB, s.control_port)
-        xsub = self._bind(zmq.XSUB, s.xsub_port)
-        xpub = self._bind(zmq.XPUB, s.xpub_port)
-        xpub.setsockopt(zmq.SNDHWM, 100_000)
+        fanout = Fanout(self.ctx, s.bind_endpoint(s.xsub_port), s.bind_endpoint(s.xpub_port),
+                        on_malformed=self.metrics.saw_malformed if s.relay_inspect_publications else None)  # fmt: skip
+        fanout.start()
+        published = 0
+        next_stats = time.monotonic()
         poller = zmq.Poller()
-        for sock in (router, xsub, xpub):
-            poller.register(sock, zmq.POLLIN)
+        poller.register(router, zmq.POLLIN)
         log.info("relay up: ROUTER %d, work PUB %d, control PUB %d, XSUB %d, XPUB %d",
                  s.client_port, s.work_port, s.control_port, s.xsub_port, s.xpub_port)
         self.ready.set()
         try:
             while not self._stop.is_set():
                 events = dict(poller.poll(50))
-                if xsub in events:
-                    self._forward_publications(xsub, xpub)
-                if xpub in events:
-                    self._forward_subscriptions(xpub, xsub)
+                if time.monotonic() >= next_stats:  # the proxy counts in C; fold its counter into Prometheus
+                    next_stats = time.monotonic() + 1.0
+                    stats = fanout.stats()
+                    if stats is not None and stats.published > published:
+                        self.metrics.forwarded.inc(stats.published - published)
+                        published = stats.published
                 if router in events:
                     self._handle_requests(router, work, producer)
                 producer.poll(0)  # serves delivery callbacks, which send the replies
@@ -119,36 +137,11 @@ class Relay:
             if remaining:
                 log.error("%d accepted requests were not acknowledged by Kafka at shutdown", remaining)
             producer.poll(0)
-            for sock in (router, work, self.control, xsub, xpub):
+            fanout.stop()
+            for sock in (router, work, self.control):
                 sock.close(0)
             self.ctx.term()
             log.info("relay stopped")
-
-    # --- market data and notifications ------------------------------------------------------
-
-    def _forward_publications(self, xsub: zmq.Socket, xpub: zmq.Socket) -> None:
-        for _ in range(1000):  # bounded, so requests are not starved by a flood
-            try:
-                frames = xsub.recv_multipart(zmq.NOBLOCK, copy=True)
-            except zmq.Again:
-                return
-            cause = _publication_problem(frames)
-            if cause:
-                self.metrics.drop("xsub", cause, f"{len(frames)} frames")
-                continue
-            xpub.send_multipart(frames)
-            self.metrics.forwarded.inc()
-
-    def _forward_subscriptions(self, xpub: zmq.Socket, xsub: zmq.Socket) -> None:
-        while True:
-            try:
-                frames = xpub.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
-                return
-            if len(frames) != 1 or frames[0][:1] not in (b"\x00", b"\x01"):
-                self.metrics.drop("xpub", "not_a_subscription", f"{len(frames)} frames")
-                continue
-            xsub.send(frames[0])
 
     # --- client requests ---------------------------------------------------------------------
 
@@ -225,21 +218,3 @@ class Relay:
         if not identity:
             return
         router.send_multipart([*identity, *codec.encode(response)])
-
-
-def _publication_problem(frames: list[bytes]) -> str:
-    """Cheap envelope check on the hot path: [topic, version, type + payload]."""
-    if len(frames) != 3:
-        return "frame_count"
-    if len(frames[1]) != 1:
-        return "truncated" if not frames[1] else "malformed"
-    if frames[1][0] != codec.PROTOCOL_VERSION:
-        return "version_mismatch"
-    if not frames[2]:
-        return "truncated"
-    if frames[2][0] not in _KNOWN_TYPES:
-        return "unknown_type"
-    return ""
-
-
-_KNOWN_TYPES = frozenset(int(t) for t in codec.m.MessageType)

@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     control_port: int = Field(5556, description="PUB: ingestor control channel.")
     xsub_port: int = Field(5557, description="XSUB: publishers connect here.")
     xpub_port: int = Field(5558, description="XPUB: subscribers connect here.")
+    relay_inspect_publications: bool = Field(
+        True, description="Copy each publication to a validator thread that counts malformed ones (sampled under floods)."
+    )
     relay_metrics_port: int = Field(9464, description="Prometheus metrics of the relay (0 disables).")
     max_request_days: int = Field(366, description="Longest history range one request may ask for.")
     kafka_ack_timeout_seconds: float = Field(10.0, description="How long the relay waits for Kafka before refusing.")
@@ -73,6 +76,14 @@ class Settings(BaseSettings):
     # Exchanges
     binance_rest_url: str = Field("http://127.0.0.1:8765", description="Binance REST base URL (replay server by default).")
     binance_ws_url: str = Field("ws://127.0.0.1:8765/ws", description="Binance websocket base URL.")
+    coinbase_rest_url: str = Field("http://127.0.0.1:8766", description="Coinbase Advanced Trade REST base URL.")
+    coinbase_ws_url: str = Field("ws://127.0.0.1:8766/", description="Coinbase Advanced Trade websocket URL.")
+    kraken_rest_url: str = Field("http://127.0.0.1:8767", description="Kraken REST base URL.")
+    kraken_ws_url: str = Field("ws://127.0.0.1:8767/", description="Kraken websocket (v1) URL.")
+    okx_rest_url: str = Field("http://127.0.0.1:8768", description="OKX REST base URL.")
+    okx_ws_url: str = Field("ws://127.0.0.1:8768/ws/v5/public", description="OKX public websocket URL.")
+    bybit_rest_url: str = Field("http://127.0.0.1:8769", description="Bybit REST base URL.")
+    bybit_ws_url: str = Field("ws://127.0.0.1:8769/v5/public/spot", description="Bybit public spot websocket URL.")
     sim_host: str = Field("127.0.0.1", description="Replay server bind host.")
     sim_port: int = Field(8765, description="Replay server port.")
     http_max_retries: int = Field(6, description="Retries of one REST call before the request fails.")
