@@ -84,6 +84,17 @@ class Settings(BaseSettings):
     okx_ws_url: str = Field("ws://127.0.0.1:8768/ws/v5/public", description="OKX public websocket URL.")
     bybit_rest_url: str = Field("http://127.0.0.1:8769", description="Bybit REST base URL.")
     bybit_ws_url: str = Field("ws://127.0.0.1:8769/v5/public/spot", description="Bybit public spot websocket URL.")
+    # Live sidecar (marketlake sidecar)
+    live_tickers: TickerList = Field(
+        default_factory=lambda: ["BINANCE:BTC/USDT", "BINANCE:ETH/USDT", "COINBASE:BTC/USD", "COINBASE:ETH/USD",
+                                 "KRAKEN:BTC/CHF", "KRAKEN:ETH/CHF", "KRAKEN:XMR/USD"],
+        description="Tickers the sidecar streams live (comma-separated); the defaults are the recorded ones.",
+    )  # fmt: skip
+    live_config: str = Field("", description="TOML file of exchanges/tickers/URLs/stream options for the sidecar.")
+    live_candle_periods: list[int] = Field(default_factory=lambda: [1, 60], description="Live candle periods, seconds.")
+    live_health_port: int = Field(9465, description="Live process: GET /health (JSON) and /metrics (Prometheus).")
+    sidecar_replay: bool = Field(True, description="The sidecar starts a replay server for every exchange it streams.")
+    replay_speed: float = Field(1.0, description="Sidecar replay servers: recorded time x speed (paced mode).")
     sim_host: str = Field("127.0.0.1", description="Replay server bind host.")
     sim_port: int = Field(8765, description="Replay server port.")
     http_max_retries: int = Field(6, description="Retries of one REST call before the request fails.")

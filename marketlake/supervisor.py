@@ -158,9 +158,11 @@ class Supervisor:
         for service in self.services:
             self.start(service)
 
-    def watch(self, max_restarts: int = 5) -> None:
-        """Restart crashed services (with backoff) until stop() is called."""
+    def watch(self, max_restarts: int = 5, on_tick: Callable[[], None] | None = None) -> None:
+        """Restart crashed services (with backoff) until stop() is called; `on_tick` runs every second."""
         while not self.stopping.wait(1.0):
+            if on_tick is not None:
+                on_tick()
             for service in self.services:
                 if service.process is not None and not service.running() and not self.stopping.is_set():
                     if service.restarts >= max_restarts:
