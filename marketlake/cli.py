@@ -54,20 +54,43 @@ def ingestor(exchange: Annotated[str, typer.Option(help="Exchange to serve, e.g.
 @app.command("exchange-sim")
 def exchange_sim(
     exchange: Annotated[str, typer.Option(help="Exchange whose wire format to serve")] = "BINANCE",
-    port: Annotated[int | None, typer.Option(help="Port (default MARKETLAKE_SIM_PORT)")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default: MARKETLAKE_SIM_PORT for BINANCE, else the port of "
+                                                  "MARKETLAKE_<EXCHANGE>_REST_URL)")] = None,
     fail_429: Annotated[int, typer.Option(help="Answer the next N REST requests with 429")] = 0,
     fail_500: Annotated[int, typer.Option(help="Answer the next N REST requests with 500")] = 0,
     latency_ms: Annotated[int, typer.Option(help="Added latency of every REST answer")] = 0,
+    speed: Annotated[float, typer.Option(help="Paced replay: recorded time x speed")] = 1.0,
+    deterministic: Annotated[bool | None, typer.Option(
+        "--deterministic/--paced", help="Replay every connection from the first frame as fast as the client reads "
+                                        "(default: deterministic for BINANCE, paced for the others)")] = None,
+    close_at_end: Annotated[bool, typer.Option(help="Not BINANCE: close each websocket (1001) when its recording ends, "
+                                                    "so clients reconnect and get it again")] = False,
 ) -> None:
     """Replay server speaking the exchange's real REST and websocket formats from recorded data."""
     setup_logging()
-    if exchange.upper() != "BINANCE":
-        raise typer.BadParameter(f"no replay server for {exchange} yet; available: BINANCE")
-    from ingestors.binance.replay import FaultConfig, run_replay_server
-
     s = get_settings()
-    faults = FaultConfig(fail_429=fail_429, fail_500=fail_500, latency_ms=latency_ms)
-    run_replay_server(s.sim_host, port or s.sim_port, s.data_dir, faults)
+    name = exchange.upper()
+    if name == "BINANCE":
+        from ingestors.binance.replay import FaultConfig, run_replay_server
+
+        faults = FaultConfig(fail_429=fail_429, fail_500=fail_500, latency_ms=latency_ms)
+        run_replay_server(s.sim_host, port or s.sim_port, s.data_dir, faults,
+                          deterministic=True if deterministic is None else deterministic, speed=speed)
+        return
+    from urllib.parse import urlsplit
+
+    from ingestors.replay.exchanges import replay_for
+    from ingestors.replay.faults import FaultConfig as ReplayFaults
+    from ingestors.replay.server import run_replay_server as run_recorded
+
+    try:
+        spec = replay_for(name)
+    except KeyError as exc:
+        raise typer.BadParameter(f"{exc.args[0]}, BINANCE") from None
+    default_port = urlsplit(getattr(s, f"{name.lower()}_rest_url", "")).port or spec.port
+    run_recorded(spec, s.sim_host, port or default_port, s.data_dir,
+                 ReplayFaults(fail_429=fail_429, fail_500=fail_500, latency_ms=latency_ms),
+                 deterministic=bool(deterministic), speed=speed, close_at_end=close_at_end)
 
 
 @app.command()
