@@ -43,6 +43,7 @@ class StreamReplay:
         self.t0_ns = self.frames[0].recv_ns if self.frames else 0
         self.deterministic, self.speed = deterministic, speed
         self.started: float | None = None  # loop.time() when the server started
+        self.sent_ns = 0  # deterministic mode: recorded receive time of the newest frame sent (0: none yet)
         self.sockets: weakref.WeakSet[web.WebSocketResponse] = weakref.WeakSet()
 
     def clock_ns(self) -> int:
@@ -53,8 +54,10 @@ class StreamReplay:
     def depth_position(self, symbol: str) -> int | None:
         """How far into the symbol's frames the depth book is (None: the recorded snapshot)."""
         rec = self.recordings.get(symbol)
-        if rec is None or self.deterministic:
+        if rec is None:
             return None
+        if self.deterministic:  # the book as of the newest frame sent (a resync mid-replay needs a fresh book)
+            return rec.position_at(self.sent_ns) if self.sent_ns else None
         return rec.position_at(self.clock_ns())
 
     async def on_startup(self, _app: web.Application) -> None:
@@ -74,25 +77,47 @@ async def _send_frames(ws: web.WebSocketResponse, subs: set[str], subscribed: as
         now_ns = replay.clock_ns()
         start = bisect.bisect_left(replay.frames, now_ns, key=lambda f: f.recv_ns)
     sent = 0
+    replay.sent_ns = 0  # a new connection starts the recording again: the recorded snapshot fits it
+    depth_seen: dict[str, int] = {}  # per stream, for the depth-drop fault
     for frame in replay.frames[start:]:
         if frame.stream not in subs:
             continue
+        if "@depth" in frame.stream and _drop_depth(frame.stream, depth_seen, state):
+            continue
+        if state.take("malformed_frames"):
+            await ws.send_str('{"stream": "broken')
         if not replay.deterministic:
             due = (replay.started or 0.0) + (frame.recv_ns - replay.t0_ns) / 1e9 / replay.speed
             if due > loop.time():
                 await asyncio.sleep(due - loop.time())
         await ws.send_str(frame.text if combined else frame.data_text())
+        replay.sent_ns = frame.recv_ns
         sent += 1
         with state.lock:
             state.ws_frames += 1
             close_after = state.faults.ws_close_after_frames
             abort = state.faults.ws_abort
         if close_after and sent >= close_after:
+            if state.faults.ws_close_once:
+                state.set_faults(ws_close_after_frames=0, ws_close_once=False)
             if abort:
                 transport.abort()
             else:
                 await ws.close(code=1000, message=f"replay fault: closed after {sent} frames".encode())
             return
+
+
+def _drop_depth(stream: str, seen: dict[str, int], state: SimState) -> bool:
+    """The depth-drop fault: skip diffs [drop_depth_after, drop_depth_after + count) of the fault symbol."""
+    faults = state.faults
+    if not faults.drop_depth_count or (faults.fault_symbol and not stream.startswith(faults.fault_symbol.lower() + "@")):
+        return False
+    n = seen[stream] = seen.get(stream, 0) + 1
+    if faults.drop_depth_after <= n < faults.drop_depth_after + faults.drop_depth_count:
+        with state.lock:
+            state.ws_dropped += 1
+        return True
+    return False
 
 
 def _answer(request: dict[str, Any], subs: set[str]) -> dict[str, Any]:

@@ -33,6 +33,11 @@ class FaultConfig:
     latency_ms: int = 0  # added before every REST answer
     ws_close_after_frames: int = 0  # close each websocket after N data frames (0: never)
     ws_abort: bool = False  # with ws_close_after_frames: drop the TCP connection instead of a close frame
+    ws_close_once: bool = False  # with ws_close_after_frames: close one connection, then clear the fault
+    drop_depth_after: int = 0  # drop the depth diffs of fault_symbol from its N-th one (1-based) on ...
+    drop_depth_count: int = 0  # ... this many of them (a gap the client must detect)
+    fault_symbol: str = ""  # symbol (BTCUSDT) the depth faults apply to; "" = every symbol
+    malformed_frames: int = 0  # send a malformed text frame before each of the next N data frames
     weight_limit: int = WEIGHT_LIMIT_PER_MINUTE  # request weight per window before a real 429 -1003
     weight_window_seconds: int = 60  # Binance counts weight per minute; tests may shorten the window
 
@@ -69,6 +74,7 @@ class SimState:
     log: deque[RequestRecord] = field(default_factory=lambda: deque(maxlen=5000))
     ws_connections: int = 0
     ws_frames: int = 0
+    ws_dropped: int = 0
     _window: int = -1
     _weight: int = 0
 
@@ -114,6 +120,7 @@ class SimState:
                 "statuses": {str(k): v for k, v in self.by_status.items()},
                 "ws_connections": self.ws_connections,
                 "ws_frames": self.ws_frames,
+                "ws_dropped": self.ws_dropped,
                 "used_weight": self._weight,
                 "log": [dataclasses.asdict(r) for r in self.log],
                 "faults": dataclasses.asdict(self.faults),
