@@ -230,6 +230,34 @@ def run() -> None:
 
 
 @app.command()
+def live() -> None:
+    """Every configured exchange's websocket feed, the stream processor and the Kafka writer (one process)."""
+    setup_logging()
+    from live_relay.live import run_live
+
+    sys.exit(run_live(get_settings()))
+
+
+@app.command()
+def sidecar(
+    ticker: Annotated[list[str] | None, typer.Option(help="Stream this ticker (repeatable; replaces the list)")] = None,
+    config_file: Annotated[str | None, typer.Option("--config", help="TOML file: exchanges, tickers, URLs, stream")] = None,
+    deterministic: Annotated[bool, typer.Option(help="Replay servers replay each connection from the start "
+                                                     "(tests); default: paced by recorded time")] = False,
+) -> None:
+    """The always-on half: replay servers (offline default), the relay and the live process, supervised."""
+    setup_logging()
+    from live_relay.sidecar import run_sidecar
+
+    s = get_settings()
+    if ticker:
+        s.live_tickers = ticker
+    if config_file is not None:
+        s.live_config = config_file
+    sys.exit(run_sidecar(s, paced=not deterministic))
+
+
+@app.command()
 def config() -> None:
     """Print every setting in effect, with its environment variable."""
     s = get_settings()

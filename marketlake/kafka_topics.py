@@ -20,6 +20,17 @@ def history_topic(settings: Settings) -> str:
     return settings.topic("history")
 
 
+LIVE_KINDS = ("trades", "books", "tops", "ohlc", "gaps")
+LIVE_PARTITIONS = 4
+
+
+def live_topic(settings: Settings, kind: str) -> str:
+    """Normalised live events of one kind (trades, books, tops, ohlc = tick-built closed candles, gaps), keyed by ticker."""
+    if kind not in LIVE_KINDS:
+        raise ValueError(f"unknown live topic kind {kind!r}; known: {', '.join(LIVE_KINDS)}")
+    return settings.topic(f"live.{kind}")
+
+
 def ingestor_group(settings: Settings, exchange: str) -> str:
     return f"{settings.kafka_topic_prefix}ingestor.{exchange}"
 
@@ -27,6 +38,7 @@ def ingestor_group(settings: Settings, exchange: str) -> str:
 def all_topics(settings: Settings) -> dict[str, int]:
     topics = {request_topic(settings, ex): REQUEST_PARTITIONS for ex in sorted(KNOWN_EXCHANGES)}
     topics[history_topic(settings)] = settings.kafka_history_partitions
+    topics.update({live_topic(settings, kind): LIVE_PARTITIONS for kind in LIVE_KINDS})
     return topics
 
 

@@ -1,0 +1,176 @@
+"""`marketlake live`: every configured exchange's websocket feed, the stream processor and the Kafka writer.
+
+One asyncio process (seed 004's layers):
+  connection (ingestors/live/connection.py, one task per exchange)
+    → event bus (live_relay/bus.py)
+      → "kafka"  required: every event to Kafka, acks=all (ingestors/live/kafka_sink.py)
+      → "stream" required: candles, world view, ... (live_relay/stream.py) → relay XSUB
+Both subscribers are required: a slow broker or processor slows the feeds rather
+than losing anything. GET /health and /metrics on MARKETLAKE_LIVE_HEALTH_PORT.
+SIGINT/SIGTERM: feeds stop, the bus drains (everything read is written to Kafka
+and published), then the process exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import signal
+import time
+from typing import Any
+
+import zmq
+
+from ingestors.live.adapter import LiveAdapter
+from ingestors.live.connection import LiveConnection
+from ingestors.live.kafka_sink import KafkaSink
+from live_relay import codec
+from live_relay.bus import EventBus, Subscription
+from live_relay.health import HealthServer
+from live_relay.sidecar_config import ExchangeConfig, SidecarConfig, load_sidecar_config
+from live_relay.stream import Publication, StreamProcessor
+from marketlake.kafka_broker import ensure_topics
+from marketlake.kafka_topics import all_topics
+from marketlake.settings import Settings
+
+log = logging.getLogger(__name__)
+
+__all__ = ["ADAPTERS", "LiveProcess", "RelayPublisher", "adapter_for", "run_live"]
+
+# Exchanges with a live adapter: "module:class", constructed as cls(tickers, ws_url, rest_url).
+ADAPTERS: dict[str, str] = {
+    "BINANCE": "ingestors.binance.live:BinanceLive",
+}
+SUBSCRIPTION_WAIT_S = 2.0  # at start, wait this long at most for the relay to pass on current subscriptions
+
+
+class UnsupportedLiveExchangeError(ValueError):
+    """No live adapter exists for the exchange."""
+
+
+def adapter_for(exchange: str, config: ExchangeConfig) -> LiveAdapter:
+    if exchange not in ADAPTERS:
+        raise UnsupportedLiveExchangeError(f"no live adapter for {exchange} yet; available: {', '.join(sorted(ADAPTERS))}")
+    module, _, name = ADAPTERS[exchange].partition(":")
+    cls = getattr(importlib.import_module(module), name)
+    adapter: LiveAdapter = cls(config.tickers, config.ws_url, config.rest_url)
+    return adapter
+
+
+class RelayPublisher:
+    """Publishes (topic, message) to the relay's XSUB. An XPUB, so it can see the subscriptions arrive."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.ctx = zmq.Context()
+        self.sock = self.ctx.socket(zmq.XPUB)
+        self.sock.setsockopt(zmq.SNDHWM, 1_000_000)
+        self.sock.setsockopt(zmq.LINGER, 2000)
+        self.sock.connect(settings.relay_endpoint(settings.xsub_port))
+        self.published = 0
+
+    def await_subscriptions(self, timeout_s: float) -> int:
+        """Read the subscriptions the relay passes on at connect (so early publications reach their subscribers)."""
+        seen, deadline = 0, time.monotonic() + timeout_s
+        while (left := deadline - time.monotonic()) > 0 and self.sock.poll(int(left * 1000) if not seen else 50):
+            seen += self.sock.recv()[:1] == b"\x01"
+        return seen
+
+    def publish(self, publications: list[Publication]) -> None:
+        for topic, msg in publications:
+            self.sock.send_multipart(codec.encode_pub(topic, msg))
+        self.published += len(publications)
+        while self.sock.poll(0):  # subscriptions arriving later: consumed so the socket's queue stays empty
+            self.sock.recv()
+
+    def close(self) -> None:
+        self.sock.close()
+        self.ctx.term()
+
+
+class LiveProcess:
+    def __init__(self, settings: Settings, config: SidecarConfig) -> None:
+        self.settings, self.config = settings, config
+        self.bus: EventBus[Any] = EventBus()
+        self.processor = StreamProcessor(config.candle_periods)
+        self.conns: dict[str, LiveConnection] = {}
+        self.sink: KafkaSink | None = None
+        self.publisher: RelayPublisher | None = None
+        self.started = time.time()
+
+    def health(self) -> dict[str, Any]:
+        report: dict[str, Any] = {
+            "uptime_s": round(time.time() - self.started, 1),
+            "exchanges": {ex: c.stats.to_dict() for ex, c in self.conns.items()},
+            "bus": {name: {"delivered": st.taken, "dropped": st.dropped, "backlog": st.queued - st.taken}
+                    for name, st in self.bus.stats().items()},  # fmt: skip
+            "stream": {k: v for k, v in vars(self.processor.stats).items() if k != "sequences"},
+            "published": self.publisher.published if self.publisher else 0,
+        }
+        if self.sink is not None:
+            report["kafka"] = vars(self.sink.stats)
+        return report
+
+    async def _to_kafka(self, sub: Subscription[Any]) -> None:
+        assert self.sink is not None
+        while batch := await _batch(sub):
+            await self.sink.write(batch)
+
+    async def _to_stream(self, sub: Subscription[Any]) -> None:
+        assert self.sink is not None and self.publisher is not None
+        while batch := await _batch(sub):
+            publications, closed = self.processor.process(batch)
+            self.publisher.publish(publications)
+            if closed:
+                await self.sink.write(closed)  # tick-built candles are kept too (live.ohlc)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        s = self.settings
+        ensure_topics(s.kafka_bootstrap, all_topics(s))
+        self.sink = KafkaSink(s)
+        self.publisher = RelayPublisher(s)
+        await asyncio.to_thread(self.publisher.await_subscriptions, SUBSCRIPTION_WAIT_S)
+        readers = [asyncio.create_task(self._to_kafka(self.bus.subscribe("kafka", required=True, capacity=20_000))),
+                   asyncio.create_task(self._to_stream(self.bus.subscribe("stream", required=True, capacity=20_000)))]
+        health = HealthServer(s.live_health_port, self.health)
+        await health.start()
+        feeds = []
+        for exchange, ex_config in self.config.exchanges.items():
+            try:
+                adapter = adapter_for(exchange, ex_config)
+            except UnsupportedLiveExchangeError as exc:
+                log.error("%s: not streamed: %s", exchange, exc)
+                continue
+            conn = self.conns[exchange] = LiveConnection(adapter, self.bus.publish_batch)
+            feeds.append(asyncio.create_task(conn.run(), name=f"feed-{exchange}"))
+        log.info("live: streaming %s", ", ".join(self.conns))
+        await stop.wait()
+        for conn in self.conns.values():
+            conn.stop()
+        await asyncio.gather(*feeds, return_exceptions=True)
+        await self.bus.close(timeout=60)
+        await asyncio.gather(*readers)
+        self.sink.close()
+        self.publisher.close()
+        await health.stop()
+        log.info("live: stopped; %s", self.health())
+
+
+async def _batch(sub: Subscription[Any]) -> list[Any]:
+    """The next batch of a subscription; [] once the bus has closed and the queue is drained."""
+    return await sub.get_batch(2048)
+
+
+def run_live(settings: Settings, config: SidecarConfig | None = None) -> int:
+    """The `marketlake live` process: runs until SIGINT/SIGTERM."""
+    config = config or load_sidecar_config(settings)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await LiveProcess(settings, config).run(stop)
+
+    asyncio.run(main())
+    return 0
