@@ -64,11 +64,13 @@ def _local_port(url: str) -> int | None:
 
 def replay_services(settings: Settings, config: SidecarConfig, *, paced: bool = True) -> list[Service]:
     """A replay server per streamed exchange whose URLs point at this machine."""
+    from live_relay.live import ADAPTERS
+
     services = []
     for exchange, ex in config.exchanges.items():
         port = _local_port(ex.rest_url)
-        if port is None:
-            continue  # a real exchange (or a remote endpoint): nothing to start
+        if port is None or exchange not in ADAPTERS:
+            continue  # a real exchange (or a remote endpoint), or one not streamed yet: nothing to start
         mode = ["--paced", "--speed", str(settings.replay_speed)] if paced else ["--deterministic"]
         argv = marketlake_argv("exchange-sim", "--exchange", exchange, "--port", str(port), *mode)
         services.append(Service(f"exchange-sim-{exchange.lower()}", argv, functools.partial(port_open, "127.0.0.1", port)))
@@ -89,6 +91,24 @@ def sidecar_services(settings: Settings, config: SidecarConfig, live_args: list[
     if settings.sidecar_replay:
         services += replay_services(settings, config, paced=paced)
     return [*services, by_name["relay"], live_service(settings, live_args)]
+
+
+def platform_with_sidecar(settings: Settings) -> list[Service]:
+    """`make run`: the platform's services, its Binance replay server paced like a live market, plus the sidecar's
+    other replay servers and the live process (the relay and Kafka are shared)."""
+    config = load_sidecar_config(settings)
+    services = platform_services(settings)
+    for service in services:
+        if service.name == "exchange-sim":
+            service.argv += ["--paced", "--speed", str(settings.replay_speed)]
+    taken = {settings.sim_port}
+    extra = [r for r in replay_services(settings, config) if _service_port(r) not in taken] if settings.sidecar_replay else []
+    dagster = services.pop()  # Dagster last: the feeds are up before the UI is
+    return [*services, *extra, live_service(settings), dagster]
+
+
+def _service_port(service: Service) -> int:
+    return int(service.argv[service.argv.index("--port") + 1])
 
 
 def run_sidecar(settings: Settings, live_args: list[str] | None = None, health_every: float = 30.0,

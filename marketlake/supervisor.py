@@ -203,6 +203,8 @@ marketlake is running. Logs: {logs}
   Ask for history: .venv/bin/marketlake history BINANCE:BTC/USDT --period 60 --start 2024-08-08 --end 2024-08-09
   Query it:        .venv/bin/marketlake sql "SELECT ticker, count(*) FROM market.ohlc GROUP BY ticker"
   Watch topics:    .venv/bin/marketlake subscribe RESPONSE:
+  Live market:     .venv/bin/marketlake subscribe "BINANCE:BTC/USDT|tick" "BINANCE:BTC/USDT|ohlc:60" "BTC/USDT|bbo"
+  Live health:     curl http://127.0.0.1:{live_health_port}/health
   Whole tour:      .venv/bin/marketlake demo
 Ctrl-C stops everything.
 """
@@ -213,13 +215,16 @@ def run_platform(settings: Settings) -> int:
 
     if "MARKETLAKE_SCHEDULES_ENABLED" not in os.environ:
         settings.schedules_enabled = True  # keep the universe current under `make run`; tests keep them off
+    from live_relay.sidecar import platform_with_sidecar
+
     write_instance_yaml(settings)
-    sup = Supervisor(settings, platform_services(settings))
+    sup = Supervisor(settings, platform_with_sidecar(settings))
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: sup.stopping.set())
     try:
         sup.start_all()
-        print(TRY_THIS.format(logs=sup.log_dir, dagster_port=settings.dagster_port), flush=True)
+        print(TRY_THIS.format(logs=sup.log_dir, dagster_port=settings.dagster_port,
+                              live_health_port=settings.live_health_port), flush=True)  # fmt: skip
         sup.watch()
     except ServiceError as exc:
         log.error("%s", exc)
