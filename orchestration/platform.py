@@ -16,6 +16,7 @@ from assets.partitions import CANDLE_PERIODS, TRADES
 from marketlake.settings import Settings
 from orchestration.schedules import build_schedules, build_universe_sensor
 from sensors.gap_repair import build_gap_repair_sensor
+from sensors.live_gaps import build_live_gaps_sensor
 
 PARTITIONS_JOB = "market_partitions_job"
 CHECKS_JOB = "market_checks_job"
@@ -44,5 +45,5 @@ def build_platform_definitions(settings: Settings) -> Definitions:
         asset_checks=checks,
         jobs=[job, checks_job],
         schedules=build_schedules(settings, job),
-        sensors=[build_universe_sensor(settings), build_gap_repair_sensor(settings, job)],
+        sensors=[build_universe_sensor(settings), build_gap_repair_sensor(settings, job), build_live_gaps_sensor(settings)],
     )

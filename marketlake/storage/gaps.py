@@ -146,6 +146,15 @@ def record_gaps(catalog: SqlCatalog, found: Sequence[Gap]) -> list[Gap]:
     return result
 
 
+def record_once(catalog: SqlCatalog, found: Sequence[Gap]) -> list[Gap]:
+    """Append the gaps whose gap_id is not in the table yet (ids derived from their source make this idempotent)."""
+    known = {g.gap_id for g in read_gaps(catalog)}
+    new = [g for g in found if g.gap_id not in known]
+    if new:
+        gaps_table(catalog).append(_arrow(new))
+    return new
+
+
 def mark_repaired(catalog: SqlCatalog, gap_id: str, run_id: str, method: str, at_us: int) -> Gap:
     """Set the gap's status to repaired, with when, by which run and how (one atomic overwrite of its row)."""
     table = gaps_table(catalog)
