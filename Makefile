@@ -26,6 +26,8 @@ lint: setup
 bench: setup
 	$(VENV)/python -m bench.history --write bench/RESULTS.md
 	$(VENV)/python -m bench.platform --write bench/RESULTS.md
+	$(VENV)/python -m bench.relay --write bench/RESULTS.md
+	$(VENV)/python -m bench.stream --write bench/RESULTS.md
 
 # Regenerate the protobuf code (committed; tests/test_proto_fresh.py fails when it is stale).
 proto: setup
