@@ -11,7 +11,9 @@ from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
 
-__all__ = ["GapEvent", "GapHow"]
+from live_relay.messages import StreamGap
+
+__all__ = ["GapEvent", "GapHow", "stream_gap"]
 
 
 class GapHow(StrEnum):
@@ -46,3 +48,13 @@ class GapEvent:
         d = asdict(self)
         d["how"] = self.how.value
         return d
+
+
+def stream_gap(gap: GapEvent) -> StreamGap:
+    """The protocol message of a gap event (-1 for ids the exchange does not have)."""
+    def known(x: int | None) -> int:
+        return -1 if x is None else x
+
+    return StreamGap(exchange=gap.exchange, ticker=gap.ticker, detected_at_ns=gap.detected_at_ns, how=gap.how.value,
+                     last_seen=known(gap.last_seen), first_missing=known(gap.first_missing),
+                     next_received=known(gap.next_received), detail=gap.detail)  # fmt: skip

@@ -23,24 +23,14 @@ from ingestors.binance import config as cfg
 from ingestors.binance.depth_sync import BinanceBooks, BinanceDepthSync, Outcome
 from ingestors.binance.parse import BinanceParseError, parse_combined_frame, parse_trade_event
 from ingestors.book import Level
-from ingestors.gaps import GapEvent
+from ingestors.gaps import stream_gap
 from ingestors.live.adapter import FrameParseError, KeepAlive, LiveEvent, SnapshotRequest
-from live_relay.messages import BookLevel, BookUpdate, StreamGap, TopOfBook
+from live_relay.messages import BookLevel, BookUpdate, TopOfBook
 
-__all__ = ["BinanceLive", "stream_gap"]
+__all__ = ["BinanceLive"]
 
 SNAPSHOT_LIMIT = 1000
 LIFETIME_S = 23.5 * 3600  # Binance disconnects after 24 h; leave room
-
-
-def stream_gap(gap: GapEvent) -> StreamGap:
-    """The protocol message of a gap event (-1 for ids the exchange does not have)."""
-    def known(x: int | None) -> int:
-        return -1 if x is None else x
-
-    return StreamGap(exchange=gap.exchange, ticker=gap.ticker, detected_at_ns=gap.detected_at_ns, how=gap.how.value,
-                     last_seen=known(gap.last_seen), first_missing=known(gap.first_missing),
-                     next_received=known(gap.next_received), detail=gap.detail)  # fmt: skip
 
 
 def _is_request_answer(data: str | bytes) -> bool:
@@ -130,6 +120,9 @@ class BinanceLive:
     def _snapshot_update(self, sync: BinanceDepthSync, exchange_ns: int, recv_ns: int) -> BookUpdate:
         return BookUpdate(ticker=sync.ticker, snapshot=True, bids=_levels(sync.book.bids()), asks=_levels(sync.book.asks()),
                           exchange_time_ns=exchange_ns, receive_time_ns=recv_ns, update_id=sync.book.update_id)  # fmt: skip
+
+    def outgoing(self) -> Sequence[str]:
+        return ()  # resyncs use REST snapshots, not resubscriptions
 
     def snapshot_requests(self) -> Sequence[SnapshotRequest]:
         return [SnapshotRequest(s, f"{self.rest_url}/api/v3/depth?symbol={s}&limit={SNAPSHOT_LIMIT}")

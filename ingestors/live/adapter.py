@@ -78,6 +78,10 @@ class LiveAdapter(Protocol):
         """True for the exchange's application-level pong / heartbeat frames (they keep the connection alive)."""
         ...
 
+    def outgoing(self) -> Sequence[str]:
+        """Frames to send now (e.g. Kraken: unsubscribe + subscribe the one pair whose checksum failed)."""
+        ...
+
     def snapshot_requests(self) -> Sequence[SnapshotRequest]:
         """REST snapshots wanted now (books waiting for one). Exchanges that snapshot in-stream return []."""
         ...

@@ -205,6 +205,8 @@ class LiveConnection:
                 pong_due = float("inf")  # any frame proves the connection alive
                 self.stats.frames += 1
                 await self._on_frame(data)
+                for frame in self.adapter.outgoing():
+                    await ws.send(frame)
             return False
         except WebSocketException:
             if self._stopping.is_set():
