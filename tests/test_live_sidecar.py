@@ -1,7 +1,8 @@
 """The live process end to end: replay server → websocket feeds → bus → Kafka and stream processor → relay → subscriber.
 
-Real Kafka (session broker), a real relay, the Binance replay server in
-deterministic mode and the real recordings (BTCUSDT and ETHUSDT). A subscriber
+Real Kafka (session broker), a real relay, the Binance and Kraken replay servers
+in deterministic mode and the real recordings (Binance BTCUSDT and ETHUSDT,
+Kraken XBT/CHF, ETH/CHF, XMR/USD), streamed at once. A subscriber
 on the relay gets every tick, the closed 1-minute candles equal the candles
 computed here from the recorded trades, the BBO world view changes exactly when
 the recorded best bid/ask change, and Kafka holds exactly the parsed trades.
@@ -22,6 +23,8 @@ from confluent_kafka import Consumer, TopicPartition
 
 from ingestors.binance.recording import Recording, load_recordings
 from ingestors.binance.replay import ReplayServer
+from ingestors.replay.exchanges import replay_for
+from ingestors.replay.server import ReplayServer as RecordedReplayServer
 from live_relay import codec
 from live_relay.live import LiveProcess
 from live_relay.messages import OHLC, BboWorldView, Tick
@@ -31,8 +34,12 @@ from marketlake.kafka_broker import free_port
 from marketlake.kafka_topics import live_topic
 from marketlake.settings import Settings
 
+from .test_kraken_live import recorded as kraken_recorded
+
 TICKERS = ["BINANCE:BTC/USDT", "BINANCE:ETH/USDT"]
-TOPICS = [f"{t}|{kind}" for t in TICKERS for kind in ("tick", "ohlc:60")] + ["BTC/USDT|bbo", "ETH/USDT|bbo"]
+KRAKEN = ["KRAKEN:BTC/CHF", "KRAKEN:ETH/CHF", "KRAKEN:XMR/USD"]
+TOPICS = [f"{t}|{kind}" for t in TICKERS for kind in ("tick", "ohlc:60")] + ["BTC/USDT|bbo", "ETH/USDT|bbo"] + \
+    [f"{t}|tick" for t in KRAKEN] + [f"{t}|book" for t in KRAKEN]
 
 
 def offline_candles(rec: Recording) -> list[tuple[int, Decimal, Decimal, Decimal, Decimal, Decimal, int]]:
@@ -62,8 +69,10 @@ def offline_best_changes(rec: Recording) -> list[tuple[str, str]]:
 
 @pytest.fixture
 def live_settings(settings: Settings) -> Settings:
-    return settings.model_copy(update={"live_tickers": TICKERS, "live_health_port": free_port(),
-                                       "live_candle_periods": [60]})  # fmt: skip
+    kraken = free_port()
+    return settings.model_copy(update={"live_tickers": TICKERS + KRAKEN, "live_health_port": free_port(),
+                                       "live_candle_periods": [60], "kraken_ws_url": f"ws://127.0.0.1:{kraken}/",
+                                       "kraken_rest_url": f"http://127.0.0.1:{kraken}"})  # fmt: skip
 
 
 def test_replayed_feeds_reach_subscribers_candles_and_world_view_match_offline_and_kafka_holds_every_trade(
@@ -72,6 +81,8 @@ def test_replayed_feeds_reach_subscribers_candles_and_world_view_match_offline_a
     s = live_settings
     recs = load_recordings(data_dir)
     want_ticks = {f"BINANCE:{sym[:-4]}/USDT": len(r.trades) for sym, r in recs.items()}
+    kraken_trades, _tops, kraken_books = kraken_recorded(data_dir)
+    want_ticks |= {t: len(kraken_trades[t]) for t in KRAKEN if kraken_trades[t]}
     ctx = zmq.Context()
     sub = ctx.socket(zmq.SUB)
     sub.setsockopt(zmq.RCVHWM, 0)
@@ -83,7 +94,9 @@ def test_replayed_feeds_reach_subscribers_candles_and_world_view_match_offline_a
     process = LiveProcess(s, load_sidecar_config(s))
     loop = asyncio.new_event_loop()
     stop = asyncio.Event()
-    with ReplayServer(data_dir, deterministic=True).running(port=s.sim_port):
+    kraken = RecordedReplayServer(replay_for("KRAKEN"), data_dir, deterministic=True)
+    with ReplayServer(data_dir, deterministic=True).running(port=s.sim_port), \
+            kraken.running(port=int(s.kraken_rest_url.rsplit(":", 1)[1])):
         runner = threading.Thread(target=lambda: loop.run_until_complete(process.run(stop)), name="live")
         runner.start()
         try:
@@ -104,6 +117,9 @@ def test_replayed_feeds_reach_subscribers_candles_and_world_view_match_offline_a
             ctx.term()
     assert not runner.is_alive()
 
+    kraken_updates = sum(len(received[f"{t}|book"]) for t in KRAKEN)
+    assert kraken_updates == kraken_books  # every recorded book frame of these pairs, checksum-verified, published
+    assert {t: [(x.price, x.size) for x in received[f"{t}|tick"]] for t in KRAKEN} == kraken_trades
     for sym, rec in recs.items():
         ticker = f"BINANCE:{sym[:-4]}/USDT"
         got_ticks = received[f"{ticker}|tick"]
