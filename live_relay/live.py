@@ -41,6 +41,7 @@ __all__ = ["ADAPTERS", "LiveProcess", "RelayPublisher", "adapter_for", "run_live
 # Exchanges with a live adapter: "module:class", constructed as cls(tickers, ws_url, rest_url).
 ADAPTERS: dict[str, str] = {
     "BINANCE": "ingestors.binance.live:BinanceLive",
+    "COINBASE": "ingestors.coinbase.live:CoinbaseLive",
     "KRAKEN": "ingestors.kraken.live:KrakenLive",
 }
 SUBSCRIPTION_WAIT_S = 2.0  # at start, wait this long at most for the relay to pass on current subscriptions

@@ -1,8 +1,8 @@
 """The live process end to end: replay server → websocket feeds → bus → Kafka and stream processor → relay → subscriber.
 
-Real Kafka (session broker), a real relay, the Binance and Kraken replay servers
+Real Kafka (session broker), a real relay, the Binance, Kraken and Coinbase replay servers
 in deterministic mode and the real recordings (Binance BTCUSDT and ETHUSDT,
-Kraken XBT/CHF, ETH/CHF, XMR/USD), streamed at once. A subscriber
+Kraken XBT/CHF, ETH/CHF, XMR/USD, Coinbase BTC-USD, ETH-USD), streamed at once. A subscriber
 on the relay gets every tick, the closed 1-minute candles equal the candles
 computed here from the recorded trades, the BBO world view changes exactly when
 the recorded best bid/ask change, and Kafka holds exactly the parsed trades.
@@ -34,12 +34,14 @@ from marketlake.kafka_broker import free_port
 from marketlake.kafka_topics import live_topic
 from marketlake.settings import Settings
 
+from .test_coinbase_live import recorded as coinbase_recorded
 from .test_kraken_live import recorded as kraken_recorded
 
 TICKERS = ["BINANCE:BTC/USDT", "BINANCE:ETH/USDT"]
 KRAKEN = ["KRAKEN:BTC/CHF", "KRAKEN:ETH/CHF", "KRAKEN:XMR/USD"]
+COINBASE = ["COINBASE:BTC/USD", "COINBASE:ETH/USD"]
 TOPICS = [f"{t}|{kind}" for t in TICKERS for kind in ("tick", "ohlc:60")] + ["BTC/USDT|bbo", "ETH/USDT|bbo"] + \
-    [f"{t}|tick" for t in KRAKEN] + [f"{t}|book" for t in KRAKEN]
+    [f"{t}|tick" for t in KRAKEN + COINBASE] + [f"{t}|book" for t in KRAKEN] + ["BTC/USD|bbo", "ETH/USD|bbo"]
 
 
 def offline_candles(rec: Recording) -> list[tuple[int, Decimal, Decimal, Decimal, Decimal, Decimal, int]]:
@@ -69,10 +71,12 @@ def offline_best_changes(rec: Recording) -> list[tuple[str, str]]:
 
 @pytest.fixture
 def live_settings(settings: Settings) -> Settings:
-    kraken = free_port()
-    return settings.model_copy(update={"live_tickers": TICKERS + KRAKEN, "live_health_port": free_port(),
+    kraken, coinbase = free_port(), free_port()
+    return settings.model_copy(update={"live_tickers": TICKERS + KRAKEN + COINBASE, "live_health_port": free_port(),
                                        "live_candle_periods": [60], "kraken_ws_url": f"ws://127.0.0.1:{kraken}/",
-                                       "kraken_rest_url": f"http://127.0.0.1:{kraken}"})  # fmt: skip
+                                       "kraken_rest_url": f"http://127.0.0.1:{kraken}",
+                                       "coinbase_ws_url": f"ws://127.0.0.1:{coinbase}/",
+                                       "coinbase_rest_url": f"http://127.0.0.1:{coinbase}"})  # fmt: skip
 
 
 def test_replayed_feeds_reach_subscribers_candles_and_world_view_match_offline_and_kafka_holds_every_trade(
@@ -83,6 +87,8 @@ def test_replayed_feeds_reach_subscribers_candles_and_world_view_match_offline_a
     want_ticks = {f"BINANCE:{sym[:-4]}/USDT": len(r.trades) for sym, r in recs.items()}
     kraken_trades, _tops, kraken_books = kraken_recorded(data_dir)
     want_ticks |= {t: len(kraken_trades[t]) for t in KRAKEN if kraken_trades[t]}
+    coinbase_trades, coinbase_events, _books = coinbase_recorded(data_dir)
+    want_ticks |= {t: len(coinbase_trades[t]) for t in COINBASE}
     ctx = zmq.Context()
     sub = ctx.socket(zmq.SUB)
     sub.setsockopt(zmq.RCVHWM, 0)
@@ -95,8 +101,10 @@ def test_replayed_feeds_reach_subscribers_candles_and_world_view_match_offline_a
     loop = asyncio.new_event_loop()
     stop = asyncio.Event()
     kraken = RecordedReplayServer(replay_for("KRAKEN"), data_dir, deterministic=True)
+    coinbase = RecordedReplayServer(replay_for("COINBASE"), data_dir, deterministic=True)
     with ReplayServer(data_dir, deterministic=True).running(port=s.sim_port), \
-            kraken.running(port=int(s.kraken_rest_url.rsplit(":", 1)[1])):
+            kraken.running(port=int(s.kraken_rest_url.rsplit(":", 1)[1])), \
+            coinbase.running(port=int(s.coinbase_rest_url.rsplit(":", 1)[1])):
         runner = threading.Thread(target=lambda: loop.run_until_complete(process.run(stop)), name="live")
         runner.start()
         try:
@@ -120,6 +128,10 @@ def test_replayed_feeds_reach_subscribers_candles_and_world_view_match_offline_a
     kraken_updates = sum(len(received[f"{t}|book"]) for t in KRAKEN)
     assert kraken_updates == kraken_books  # every recorded book frame of these pairs, checksum-verified, published
     assert {t: [(x.price, x.size) for x in received[f"{t}|tick"]] for t in KRAKEN} == kraken_trades
+    assert {t: [(x.trade_id, x.price, x.size) for x in received[f"{t}|tick"]] for t in COINBASE} == coinbase_trades
+    for pair in ("BTC/USD", "ETH/USD"):  # Coinbase's ticker is the only venue of these pairs here
+        views = [v for v in received[f"{pair}|bbo"] if isinstance(v, BboWorldView)]
+        assert views and all(v.best_bid_ticker == f"COINBASE:{pair}" for v in views)
     for sym, rec in recs.items():
         ticker = f"BINANCE:{sym[:-4]}/USDT"
         got_ticks = received[f"{ticker}|tick"]

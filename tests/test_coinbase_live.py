@@ -1,0 +1,92 @@
+"""The Coinbase Advanced Trade live feed against the Coinbase replay server: trades, level2 books, ticker tops.
+
+Real websocket on loopback, the real COINBASE recording (2026-08-09, BTC-USD and ETH-USD).
+Expected values come from the recording read here, independently of the server and the adapter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from pathlib import Path
+
+import orjson
+
+from ingestors.book import OrderBook
+from ingestors.coinbase.live import CoinbaseLive
+from ingestors.live.adapter import LiveEvent
+from ingestors.live.connection import LiveConnection
+from ingestors.replay.exchanges import replay_for
+from ingestors.replay.server import ReplayServer
+from live_relay.messages import BookUpdate, StreamGap, Tick, TopOfBook
+from marketlake.kafka_broker import free_port
+
+from .replay_fixtures import load
+
+TICKERS = ["COINBASE:BTC/USD", "COINBASE:ETH/USD"]
+
+
+def recorded(data_dir: Path) -> tuple[dict[str, list[tuple[str, str, str]]], Counter[str], dict[str, OrderBook]]:
+    """Live trades (id, price, size), ticker and level2 events (keys "top:T", "l2:T") per ticker, final books."""
+    trades: dict[str, list[tuple[str, str, str]]] = {t: [] for t in TICKERS}
+    events: Counter[str] = Counter()
+    books = {t: OrderBook(t) for t in TICKERS}
+    for conn in load(data_dir, "COINBASE").conns:
+        for frame in conn.recvs:
+            msg = orjson.loads(frame)
+            for e in msg.get("events", []):
+                if msg["channel"] == "market_trades" and e["type"] == "update":
+                    for t in e["trades"]:
+                        trades["COINBASE:" + t["product_id"].replace("-", "/")].append((t["trade_id"], t["price"], t["size"]))
+                elif msg["channel"] == "ticker":
+                    for t in e["tickers"]:
+                        events["top:COINBASE:" + t["product_id"].replace("-", "/")] += 1
+                elif msg["channel"] == "l2_data":
+                    book = books["COINBASE:" + e["product_id"].replace("-", "/")]
+                    events[f"l2:{book.ticker}"] += 1
+                    levels = ([(u["price_level"], u["new_quantity"]) for u in e["updates"] if u["side"] == "bid"],
+                              [(u["price_level"], u["new_quantity"]) for u in e["updates"] if u["side"] == "offer"])
+                    (book.apply_snapshot if e["type"] == "snapshot" else book.apply_delta)(*levels)
+    return trades, events, books
+
+
+def test_every_recorded_trade_and_top_arrives_and_the_books_equal_the_recorded_ones(data_dir: Path) -> None:
+    trades, tops, expected_books = recorded(data_dir)
+    server = ReplayServer(replay_for("COINBASE"), data_dir, deterministic=True)
+    with server.running(port=free_port()) as base:
+        adapter = CoinbaseLive(TICKERS, base.replace("http://", "ws://") + "/", base)
+        got: list[LiveEvent] = []
+        counts: Counter[tuple[type, str]] = Counter()
+
+        async def main() -> LiveConnection:
+            done = asyncio.Event()
+
+            async def emit(events: list[LiveEvent]) -> None:
+                got.extend(events)
+                counts.update((type(e), e.ticker) for e in events)
+                if all(counts[Tick, t] >= len(trades[t]) and counts[TopOfBook, t] >= tops[f"top:{t}"]
+                       and counts[BookUpdate, t] >= tops[f"l2:{t}"] for t in TICKERS):
+                    done.set()
+
+            conn = LiveConnection(adapter, emit)
+            task = asyncio.create_task(conn.run())
+            try:
+                await asyncio.wait_for(done.wait(), 60)
+            finally:
+                conn.stop()
+                await task
+            return conn
+
+        conn = asyncio.run(main())
+    for ticker in TICKERS:
+        ticks = [e for e in got if isinstance(e, Tick) and e.ticker == ticker]
+        assert [(t.trade_id, t.price, t.size) for t in ticks] == trades[ticker]
+        book = OrderBook(ticker)
+        for u in (e for e in got if isinstance(e, BookUpdate) and e.ticker == ticker):
+            levels = ([(x.price, x.size) for x in u.bids], [(x.price, x.size) for x in u.asks])
+            (book.apply_snapshot if u.snapshot else book.apply_delta)(*levels)
+        assert book.bids(50) == expected_books[ticker].bids(50) and book.asks(50) == expected_books[ticker].asks(50)
+        assert not book.is_crossed()
+        print(f"{ticker}: {len(ticks)} trades, {counts[BookUpdate, ticker]} book updates, {tops['top:' + ticker]} tops; "
+              f"best {book.best_bid()} / {book.best_ask()}")
+    assert not [e for e in got if isinstance(e, StreamGap)] and sum(conn.stats.malformed.values()) == 0
