@@ -21,6 +21,7 @@ import time
 from typing import Any
 
 import zmq
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from ingestors.live.adapter import LiveAdapter
 from ingestors.live.connection import LiveConnection
@@ -28,10 +29,12 @@ from ingestors.live.kafka_sink import KafkaSink
 from live_relay import codec
 from live_relay.bus import EventBus, Subscription
 from live_relay.health import HealthServer
+from live_relay.messages import CEPTriggerRequest
 from live_relay.sidecar_config import ExchangeConfig, SidecarConfig, load_sidecar_config
 from live_relay.stream import Publication, StreamProcessor
+from live_relay.validation import RequestError
 from marketlake.kafka_broker import ensure_topics
-from marketlake.kafka_topics import all_topics
+from marketlake.kafka_topics import all_topics, cep_topic, consumer_config
 from marketlake.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -90,6 +93,44 @@ class RelayPublisher:
         self.ctx.term()
 
 
+class TriggerFeed:
+    """CEP trigger registrations from Kafka (the relay made them durable there), read from the beginning."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.topic = cep_topic(settings)
+        self.consumer = Consumer(consumer_config(settings, f"{settings.kafka_topic_prefix}live.cep"))
+        self.consumer.assign([TopicPartition(self.topic, 0, OFFSET_BEGINNING)])
+
+    def read(self, timeout: float) -> list[CEPTriggerRequest]:
+        out = []
+        for record in self.consumer.consume(500, timeout=timeout):
+            if record.error() is not None:
+                continue
+            try:
+                msg = codec.decode_record(record.value())
+            except codec.FrameError as exc:
+                log.warning("undecodable CEP registration skipped: %s", exc)
+                continue
+            if isinstance(msg, CEPTriggerRequest):
+                out.append(msg)
+        return out
+
+    def read_existing(self) -> list[CEPTriggerRequest]:
+        """Every registration made so far (up to the high watermark at call time)."""
+        _low, high = self.consumer.get_watermark_offsets(TopicPartition(self.topic, 0), timeout=10)
+        out: list[CEPTriggerRequest] = []
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            position = self.consumer.position([TopicPartition(self.topic, 0)])[0].offset
+            if position >= high:
+                break
+            out += self.read(1.0)
+        return out
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
 class LiveProcess:
     def __init__(self, settings: Settings, config: SidecarConfig) -> None:
         self.settings, self.config = settings, config
@@ -108,6 +149,7 @@ class LiveProcess:
                     for name, st in self.bus.stats().items()},  # fmt: skip
             "stream": {k: v for k, v in vars(self.processor.stats).items() if k != "sequences"},
             "published": self.publisher.published if self.publisher else 0,
+            "cep": {"triggers": len(self.processor.cep), "fired": self.processor.cep.fired},
         }
         if self.sink is not None:
             report["kafka"] = vars(self.sink.stats)
@@ -126,9 +168,23 @@ class LiveProcess:
             if closed:
                 await self.sink.write(closed)  # tick-built candles are kept too (live.ohlc)
 
+    def _register(self, requests: list[CEPTriggerRequest]) -> None:
+        for req in requests:
+            try:
+                self.processor.cep.register(req)
+            except RequestError as exc:  # the relay validated it; a different version may not have
+                log.warning("CEP trigger %s not registered: %s", req.trigger_id, exc)
+
+    async def _follow_triggers(self, feed: TriggerFeed, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            self._register(await asyncio.to_thread(feed.read, 0.5))
+
     async def run(self, stop: asyncio.Event) -> None:
         s = self.settings
         ensure_topics(s.kafka_bootstrap, all_topics(s))
+        triggers = TriggerFeed(s)
+        self._register(await asyncio.to_thread(triggers.read_existing))
+        follow = asyncio.create_task(self._follow_triggers(triggers, stop))
         self.sink = KafkaSink(s)
         self.publisher = RelayPublisher(s)
         await asyncio.to_thread(self.publisher.await_subscriptions, SUBSCRIPTION_WAIT_S)
@@ -152,6 +208,8 @@ class LiveProcess:
         await asyncio.gather(*feeds, return_exceptions=True)
         await self.bus.close(timeout=60)
         await asyncio.gather(*readers)
+        await follow
+        triggers.close()
         self.sink.close()
         self.publisher.close()
         await health.stop()

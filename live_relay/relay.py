@@ -26,8 +26,11 @@ from confluent_kafka import KafkaError, Message, Producer
 from prometheus_client import CollectorRegistry, Counter
 
 from live_relay import codec
+from live_relay.cep import cep_topic_for, validate_trigger
 from live_relay.fanout import Fanout
 from live_relay.messages import (
+    CEPTriggerAck,
+    CEPTriggerRequest,
     DataRequest,
     IngestorControl,
     RequestKind,
@@ -38,7 +41,7 @@ from live_relay.messages import (
 from live_relay.topics import KNOWN_EXCHANGES, control_topic, notification_topic, parse_ticker, work_queue_topic
 from live_relay.validation import RequestError, validate_submit
 from marketlake.kafka_broker import ensure_topics
-from marketlake.kafka_topics import all_topics, producer_config, request_topic
+from marketlake.kafka_topics import all_topics, cep_topic, producer_config, request_topic
 from marketlake.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -161,9 +164,13 @@ class Relay:
             if isinstance(msg, IngestorControl):
                 self._broadcast_control(router, identity, msg)
                 continue
+            if isinstance(msg, CEPTriggerRequest):
+                self._register_trigger(router, producer, identity, msg)
+                continue
             if not isinstance(msg, SubmitHistoricalRequest):
                 self.metrics.drop("router", "unexpected_type", type(msg).__name__)
-                reason = f"the request port takes SubmitHistoricalRequest or IngestorControl, not {type(msg).__name__}"
+                reason = (f"the request port takes SubmitHistoricalRequest, CEPTriggerRequest or IngestorControl, "
+                          f"not {type(msg).__name__}")  # fmt: skip
                 self._reply(router, identity, SubmitResponse(status=Status.ERROR, error_message=reason))
                 continue
             self._submit(router, work, producer, identity, msg)
@@ -175,6 +182,27 @@ class Relay:
             return
         self.control.send_multipart([control_topic(msg.exchange).encode(), *codec.encode(msg)])
         self._reply(router, identity, SubmitResponse(msg.request_id, Status.OK))
+
+    def _register_trigger(self, router: zmq.Socket, producer: Producer, identity: list[bytes],
+                          req: CEPTriggerRequest) -> None:  # fmt: skip
+        """Validate, make durable in Kafka, then acknowledge (CEPTriggerAck) with the client's event topic."""
+        try:
+            validate_trigger(req)
+        except RequestError as exc:
+            self.metrics.requests.labels("error").inc()
+            self._reply(router, identity, CEPTriggerAck(req.trigger_id, Status.ERROR, str(exc)))
+            return
+
+        def deliver(err: KafkaError | None, _msg: Message) -> None:
+            if err is not None:
+                reason = f"trigger not registered: Kafka did not acknowledge it ({err.str()})"
+                self._reply(router, identity, CEPTriggerAck(req.trigger_id, Status.ERROR, reason))
+                return
+            self.metrics.requests.labels("ok").inc()
+            self._reply(router, identity, CEPTriggerAck(req.trigger_id, Status.OK, "", cep_topic_for(req.client_id)))
+
+        producer.produce(cep_topic(self.settings), key=req.trigger_id.encode(), value=codec.encode_record(req),
+                         on_delivery=deliver)  # fmt: skip
 
     def _submit(
         self, router: zmq.Socket, work: zmq.Socket, producer: Producer, identity: list[bytes],
@@ -214,7 +242,7 @@ class Relay:
 
         return deliver
 
-    def _reply(self, router: zmq.Socket, identity: list[bytes], response: SubmitResponse) -> None:
+    def _reply(self, router: zmq.Socket, identity: list[bytes], response: SubmitResponse | CEPTriggerAck) -> None:
         if not identity:
             return
         router.send_multipart([*identity, *codec.encode(response)])

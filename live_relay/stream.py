@@ -8,6 +8,7 @@ Topics (seed 000's `{ticker}|{data_type}`, plus pair-wide ones for cross-exchang
   {ticker}|bbo             the exchange's own top of book (TopOfBook)
   {ticker}|gap             a detected gap of that ticker's stream (StreamGap)
   {BASE}/{QUOTE}|bbo       the BBO world view of the pair across exchanges (BboWorldView), at every change
+  RESPONSE:{client_id}     CEP trigger events of that client's triggers (live_relay/cep.py)
 
 Candles are built by exchange time with live_relay/candles.CandleBuilder (its rule for
 late trades: a trade older than the open candle is counted in `dropped_late` and
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from live_relay.candles import CandleBuilder
+from live_relay.cep import CepEngine
 from live_relay.messages import OHLC, BboWorldView, BookUpdate, Message, StreamGap, Tick, TopOfBook
 from live_relay.topics import market_topic, parse_ticker
 
@@ -83,6 +85,7 @@ class StreamProcessor:
     def __init__(self, candle_periods: Iterable[int], *, allowed_lateness_ns: int = 0) -> None:
         self.candles = CandleBuilder(candle_periods, allowed_lateness_ns=allowed_lateness_ns)
         self.world = BboWorldViews()
+        self.cep = CepEngine()
         self.stats = ProcessorStats()
 
     def process(self, events: Sequence[object]) -> tuple[list[Publication], list[OHLC]]:
@@ -96,6 +99,7 @@ class StreamProcessor:
                     out.append((market_topic(candle.ticker, f"ohlc:{candle.period_seconds}"), candle))
                     if candle.closed:
                         closed.append(candle)
+                out.extend(self.cep.on_tick(event))
             elif isinstance(event, BookUpdate):
                 self.stats.book_updates += 1
                 out.append((market_topic(event.ticker, "book"), event))

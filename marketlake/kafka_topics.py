@@ -31,6 +31,12 @@ def live_topic(settings: Settings, kind: str) -> str:
     return settings.topic(f"live.{kind}")
 
 
+def cep_topic(settings: Settings) -> str:
+    """CEP trigger registrations accepted by the relay, read from the start by every live process (one partition:
+    registrations keep their order)."""
+    return settings.topic("cep.triggers")
+
+
 def ingestor_group(settings: Settings, exchange: str) -> str:
     return f"{settings.kafka_topic_prefix}ingestor.{exchange}"
 
@@ -39,6 +45,7 @@ def all_topics(settings: Settings) -> dict[str, int]:
     topics = {request_topic(settings, ex): REQUEST_PARTITIONS for ex in sorted(KNOWN_EXCHANGES)}
     topics[history_topic(settings)] = settings.kafka_history_partitions
     topics.update({live_topic(settings, kind): LIVE_PARTITIONS for kind in LIVE_KINDS})
+    topics[cep_topic(settings)] = 1
     return topics
 
 

@@ -27,13 +27,14 @@ from ingestors.replay.exchanges import replay_for
 from ingestors.replay.server import ReplayServer as RecordedReplayServer
 from live_relay import codec
 from live_relay.live import LiveProcess
-from live_relay.messages import OHLC, BboWorldView, Tick
+from live_relay.messages import OHLC, BboWorldView, CEPTriggerEvent, CEPTriggerRequest, Status, Tick, TriggerKind
 from live_relay.relay import Relay
 from live_relay.sidecar_config import load_sidecar_config
 from marketlake.kafka_broker import free_port
 from marketlake.kafka_topics import live_topic
 from marketlake.settings import Settings
 
+from .test_cep import offline_crossings, register
 from .test_coinbase_live import recorded as coinbase_recorded
 from .test_kraken_live import recorded as kraken_recorded
 
@@ -41,7 +42,8 @@ TICKERS = ["BINANCE:BTC/USDT", "BINANCE:ETH/USDT"]
 KRAKEN = ["KRAKEN:BTC/CHF", "KRAKEN:ETH/CHF", "KRAKEN:XMR/USD"]
 COINBASE = ["COINBASE:BTC/USD", "COINBASE:ETH/USD"]
 TOPICS = [f"{t}|{kind}" for t in TICKERS for kind in ("tick", "ohlc:60")] + ["BTC/USDT|bbo", "ETH/USDT|bbo"] + \
-    [f"{t}|tick" for t in KRAKEN + COINBASE] + [f"{t}|book" for t in KRAKEN] + ["BTC/USD|bbo", "ETH/USD|bbo"]
+    [f"{t}|tick" for t in KRAKEN + COINBASE] + [f"{t}|book" for t in KRAKEN] + ["BTC/USD|bbo", "ETH/USD|bbo"] + \
+    ["RESPONSE:cep-client"]
 
 
 def offline_candles(rec: Recording) -> list[tuple[int, Decimal, Decimal, Decimal, Decimal, Decimal, int]]:
@@ -97,6 +99,11 @@ def test_replayed_feeds_reach_subscribers_candles_and_world_view_match_offline_a
     for topic in TOPICS:
         sub.subscribe(topic.encode())
     received: dict[str, list] = defaultdict(list)
+    btc_prices = [Decimal(t["p"]) for t in recs["BTCUSDT"].trades]
+    level = sorted(btc_prices)[len(btc_prices) // 2]
+    ack = register(s, CEPTriggerRequest("cross-median", "cep-client", "BINANCE:BTC/USDT", TriggerKind.PRICE_CROSS,
+                                        str(level)))  # fmt: skip
+    assert (ack.status, ack.notification_topic) == (Status.OK, "RESPONSE:cep-client")
     process = LiveProcess(s, load_sidecar_config(s))
     loop = asyncio.new_event_loop()
     stop = asyncio.Event()
@@ -125,6 +132,12 @@ def test_replayed_feeds_reach_subscribers_candles_and_world_view_match_offline_a
             ctx.term()
     assert not runner.is_alive()
 
+    events = [e for e in received["RESPONSE:cep-client"] if isinstance(e, CEPTriggerEvent)]
+    crossings = offline_crossings(btc_prices, level)
+    assert [e.value for e in events] == [recs["BTCUSDT"].trades[i]["p"] for i in crossings] and crossings
+    assert [e.detail.rsplit("trade ", 1)[1].rstrip(")") for e in events] == [
+        str(recs["BTCUSDT"].trades[i]["t"]) for i in crossings]
+    print(f"CEP: {len(events)} crossings of {level} delivered, as computed offline")
     kraken_updates = sum(len(received[f"{t}|book"]) for t in KRAKEN)
     assert kraken_updates == kraken_books  # every recorded book frame of these pairs, checksum-verified, published
     assert {t: [(x.price, x.size) for x in received[f"{t}|tick"]] for t in KRAKEN} == kraken_trades
