@@ -135,7 +135,7 @@ class LiveProcess:
     def __init__(self, settings: Settings, config: SidecarConfig) -> None:
         self.settings, self.config = settings, config
         self.bus: EventBus[Any] = EventBus()
-        self.processor = StreamProcessor(config.candle_periods)
+        self.processor = StreamProcessor(config.candle_periods, heatmap_buckets=config.heatmap_bucket)
         self.conns: dict[str, LiveConnection] = {}
         self.sink: KafkaSink | None = None
         self.publisher: RelayPublisher | None = None

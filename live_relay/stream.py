@@ -8,6 +8,7 @@ Topics (seed 000's `{ticker}|{data_type}`, plus pair-wide ones for cross-exchang
   {ticker}|bbo             the exchange's own top of book (TopOfBook)
   {ticker}|gap             a detected gap of that ticker's stream (StreamGap)
   {BASE}/{QUOTE}|bbo       the BBO world view of the pair across exchanges (BboWorldView), at every change
+  {ticker}|imbalance, {ticker}|heatmap, {BASE}/{QUOTE}|book   book views, throttled (live_relay/book_views.py)
   RESPONSE:{client_id}     CEP trigger events of that client's triggers (live_relay/cep.py)
 
 Candles are built by exchange time with live_relay/candles.CandleBuilder (its rule for
@@ -23,6 +24,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from live_relay.book_views import BookViews
 from live_relay.candles import CandleBuilder
 from live_relay.cep import CepEngine
 from live_relay.messages import OHLC, BboWorldView, BookUpdate, Message, StreamGap, Tick, TopOfBook
@@ -82,8 +84,10 @@ class ProcessorStats:
 class StreamProcessor:
     """Feeds: Tick, BookUpdate, TopOfBook, StreamGap. Returns publications and closed candles."""
 
-    def __init__(self, candle_periods: Iterable[int], *, allowed_lateness_ns: int = 0) -> None:
+    def __init__(self, candle_periods: Iterable[int], *, allowed_lateness_ns: int = 0,
+                 heatmap_buckets: dict[str, str] | None = None) -> None:  # fmt: skip
         self.candles = CandleBuilder(candle_periods, allowed_lateness_ns=allowed_lateness_ns)
+        self.views = BookViews(heatmap_buckets)
         self.world = BboWorldViews()
         self.cep = CepEngine()
         self.stats = ProcessorStats()
@@ -103,6 +107,7 @@ class StreamProcessor:
             elif isinstance(event, BookUpdate):
                 self.stats.book_updates += 1
                 out.append((market_topic(event.ticker, "book"), event))
+                out.extend(self.views.on_update(event))  # type: ignore[arg-type]
             elif isinstance(event, TopOfBook):
                 self.stats.tops += 1
                 out.append((market_topic(event.ticker, "bbo"), event))
