@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import tempfile
 import time
 from pathlib import Path
 
@@ -22,12 +21,11 @@ import pyarrow.parquet as pq
 from ingestors.binance.rest import BinanceRest
 from live_relay.messages import OHLC
 from marketlake.client import MarketlakeClient
-from marketlake.kafka_broker import KafkaBroker, ensure_topics, free_port, jar_dir
-from marketlake.kafka_topics import all_topics
-from marketlake.settings import REPO_ROOT, Settings
+from marketlake.kafka_broker import free_port
+from marketlake.settings import Settings
 from marketlake.stages import RequestTimes, stage_seconds
-from marketlake.supervisor import Supervisor, dagster_daemon_service, platform_services
-from orchestration.instance import write_instance_yaml
+
+from .common import bench_broker, platform_supervisor, write_section
 
 DAY_US = 86_400_000_000
 JUN_1 = 1_717_200_000_000_000  # 2024-06-01T00:00:00Z
@@ -131,35 +129,18 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--write", type=Path, help="replace this benchmark's section of a results file")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="marketlake-bench-") as tmp:
-        home = Path(tmp)
-        (home / "kafka").mkdir()
-        (home / "kafka" / "libs").symlink_to(jar_dir(REPO_ROOT / ".marketlake"))
-        broker = KafkaBroker(home=home, data_dir=home / "kafka-data", port=free_port()).start()
+    with bench_broker() as (home, broker):
         settings = bench_settings(home, broker.bootstrap)
-        ensure_topics(settings.kafka_bootstrap, all_topics(settings))
-        write_instance_yaml(settings)
-        by_name = {s.name: s for s in platform_services(settings)}
-        sup = Supervisor(settings, [by_name["exchange-sim"], by_name["relay"], by_name["ingestor-binance"],
-                                    dagster_daemon_service(settings)])
+        sup = platform_supervisor(settings)
         try:
             sup.start_all()
             result = measure(settings, args.requests, args.days, home)
         finally:
             sup.stop_all()
-            broker.stop()
     text = report(result)
     print(text)
     if args.write:
         write_section(args.write, "## Historical request loop (issue 2)", text)
-
-
-def write_section(path: Path, heading: str, text: str) -> None:
-    """Replace one `## ` section of the results file (or append it)."""
-    old = path.read_text() if path.exists() else "# Benchmark results\n\n"
-    parts = old.split("\n## ")
-    kept = [p for p in parts if not ("## " + p).startswith(heading)]
-    path.write_text("\n## ".join(kept).rstrip() + "\n\n" + text)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import tempfile
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -30,13 +29,10 @@ from dagster import DagsterInstance
 from ingestors.binance.rest import BinanceRest
 from marketlake import sql
 from marketlake.dagster_ui import GraphQL, wait_for, webserver_service
-from marketlake.kafka_broker import KafkaBroker, ensure_topics, free_port, jar_dir
-from marketlake.kafka_topics import all_topics
-from marketlake.settings import REPO_ROOT, Settings
-from marketlake.supervisor import Supervisor, dagster_daemon_service, platform_services
-from orchestration.instance import write_instance_yaml
+from marketlake.kafka_broker import free_port
+from marketlake.settings import Settings
 
-from .history import write_section
+from .common import bench_broker, platform_supervisor, write_section
 
 HEADING = "## Dagster backfill and analyst rollup (issue 5)"
 TICKERS = ["BINANCE:BTC/USDT", "BINANCE:ETH/USDT", "BINANCE:SOL/USDT"]
@@ -171,23 +167,14 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--write", type=Path, help="replace this benchmark's section of a results file")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="marketlake-bench-") as tmp:
-        home = Path(tmp)
-        (home / "kafka").mkdir()
-        (home / "kafka" / "libs").symlink_to(jar_dir(REPO_ROOT / ".marketlake"))
-        broker = KafkaBroker(home=home, data_dir=home / "kafka-data", port=free_port()).start()
+    with bench_broker() as (home, broker):
         settings = bench_settings(home, broker.bootstrap)
-        ensure_topics(settings.kafka_bootstrap, all_topics(settings))
-        write_instance_yaml(settings)
-        by_name = {s.name: s for s in platform_services(settings)}
-        sup = Supervisor(settings, [by_name["exchange-sim"], by_name["relay"], by_name["ingestor-binance"],
-                                    dagster_daemon_service(settings), webserver_service(settings)])  # fmt: skip
+        sup = platform_supervisor(settings, webserver_service(settings))
         try:
             sup.start_all()
             result = measure(settings, args.days, args.repeat, home)
         finally:
             sup.stop_all()
-            broker.stop()
     text = report(result)
     print(text)
     if args.write:

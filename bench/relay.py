@@ -22,7 +22,6 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -31,12 +30,12 @@ import zmq
 
 from live_relay import codec
 from live_relay.messages import Tick
-from marketlake.kafka_broker import KafkaBroker, ensure_topics, free_port, jar_dir, port_open
+from marketlake.kafka_broker import ensure_topics, free_port, port_open
 from marketlake.kafka_topics import all_topics
-from marketlake.settings import REPO_ROOT, Settings
+from marketlake.settings import Settings
 from marketlake.supervisor import settings_env
 
-from .history import write_section
+from .common import bench_broker, write_section
 
 HEADING = "## Relay fan-out and latency (issue 4)"
 TOPIC = "BINANCE:BTC/USDT|tick"
@@ -210,18 +209,11 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--write", type=Path, help="replace this benchmark's section of a results file")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="marketlake-bench-") as tmp:
-        home = Path(tmp)
-        (home / "kafka").mkdir()
-        (home / "kafka" / "libs").symlink_to(jar_dir(REPO_ROOT / ".marketlake"))
-        broker = KafkaBroker(home=home, data_dir=home / "kafka-data", port=free_port()).start()
+    with bench_broker() as (home, broker):
         ports = {f: free_port() for f in ("client_port", "work_port", "control_port", "xsub_port", "xpub_port")}
         settings = Settings(home=home, kafka_bootstrap=broker.bootstrap, relay_metrics_port=0, **ports)  # type: ignore[arg-type]
         ensure_topics(settings.kafka_bootstrap, all_topics(settings))
-        try:
-            result = measure(settings, args.messages, args.rate, args.repeat)
-        finally:
-            broker.stop()
+        result = measure(settings, args.messages, args.rate, args.repeat)
     text = report(result)
     print(text)
     if args.write:

@@ -33,7 +33,7 @@ from live_relay.messages import OHLC, Tick, TopOfBook
 from live_relay.stream import StreamProcessor
 from marketlake.settings import Settings
 
-from .history import write_section
+from .common import write_section
 
 HEADING = "## Live candle builder and stream processor (issue 4)"
 

@@ -11,11 +11,8 @@ malformed frame is counted and skipped.
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -24,36 +21,14 @@ from ingestors.binance.live import BinanceLive
 from ingestors.binance.recording import Recording, load_recordings
 from ingestors.binance.replay import ReplayServer
 from ingestors.book import OrderBook
-from ingestors.live.adapter import LiveEvent
-from ingestors.live.backoff import Backoff
 from ingestors.live.connection import LiveConnection
 from live_relay.messages import BookUpdate, StreamGap, Tick, TopOfBook
 from marketlake.kafka_broker import free_port
 
+from .live_fixtures import Collected
+from .live_fixtures import run_feed as run_live_feed
+
 TICKERS = ["BINANCE:BTC/USDT", "BINANCE:ETH/USDT"]
-
-
-@dataclass
-class Collected:
-    events: list[LiveEvent] = field(default_factory=list)
-    counts: Counter[tuple[type, str]] = field(default_factory=Counter)  # (event type, ticker) so far
-    snapshots: int = 0  # snapshot BookUpdates so far
-    gapped: set[str] = field(default_factory=set)  # tickers with a reported gap
-    resynced: set[str] = field(default_factory=set)  # ... whose book was announced again after it
-
-    async def emit(self, events: list[LiveEvent]) -> None:
-        self.events.extend(events)
-        self.counts.update((type(e), e.ticker) for e in events)
-        for e in events:
-            if isinstance(e, StreamGap):
-                self.gapped.add(e.ticker)
-            elif isinstance(e, BookUpdate) and e.snapshot:
-                self.snapshots += 1
-                if e.ticker in self.gapped:
-                    self.resynced.add(e.ticker)
-
-    def of(self, kind: type, ticker: str | None = None) -> list:  # noqa: ANN401 - test helper
-        return [e for e in self.events if isinstance(e, kind) and (ticker is None or e.ticker == ticker)]
 
 
 @pytest.fixture(scope="module")
@@ -68,30 +43,10 @@ def server(data_dir: Path) -> Iterator[tuple[ReplayServer, str]]:
         yield srv, base
 
 
-def run_feed(base: str, until: Callable[[Collected, LiveConnection], bool], timeout: float = 60.0,
-             **adapter_kw: object) -> tuple[Collected, LiveConnection]:  # fmt: skip
-    """Run the live feed until `until` holds (checked on every batch) or fail after `timeout`."""
-    collected = Collected()
+def run_feed(base: str, until: Callable[[Collected, LiveConnection], bool], **adapter_kw: object,
+             ) -> tuple[Collected, LiveConnection]:  # fmt: skip
     adapter = BinanceLive(TICKERS, base.replace("http://", "ws://") + "/ws", base, **adapter_kw)  # type: ignore[arg-type]
-
-    async def main() -> LiveConnection:
-        done = asyncio.Event()
-
-        async def emit(events: list[LiveEvent]) -> None:
-            await collected.emit(events)
-            if until(collected, conn):
-                done.set()
-
-        conn = LiveConnection(adapter, emit, backoff=Backoff(base_s=0.05, cap_s=0.2))
-        task = asyncio.create_task(conn.run())
-        try:
-            await asyncio.wait_for(done.wait(), timeout)
-        finally:
-            conn.stop()
-            await task
-        return conn
-
-    return collected, asyncio.run(main())
+    return run_live_feed(adapter, until)
 
 
 def trades_complete(recs: dict[str, Recording]) -> Callable[[Collected, LiveConnection], bool]:

@@ -6,7 +6,6 @@ Expected values come from the recording read here, independently of the server a
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from pathlib import Path
 
@@ -14,13 +13,12 @@ import orjson
 
 from ingestors.book import OrderBook
 from ingestors.coinbase.live import CoinbaseLive
-from ingestors.live.adapter import LiveEvent
-from ingestors.live.connection import LiveConnection
 from ingestors.replay.exchanges import replay_for
 from ingestors.replay.server import ReplayServer
 from live_relay.messages import BookUpdate, StreamGap, Tick, TopOfBook
 from marketlake.kafka_broker import free_port
 
+from .live_fixtures import Collected, run_feed
 from .replay_fixtures import load
 
 TICKERS = ["COINBASE:BTC/USD", "COINBASE:ETH/USD"]
@@ -55,29 +53,13 @@ def test_every_recorded_trade_and_top_arrives_and_the_books_equal_the_recorded_o
     server = ReplayServer(replay_for("COINBASE"), data_dir, deterministic=True)
     with server.running(port=free_port()) as base:
         adapter = CoinbaseLive(TICKERS, base.replace("http://", "ws://") + "/", base)
-        got: list[LiveEvent] = []
-        counts: Counter[tuple[type, str]] = Counter()
 
-        async def main() -> LiveConnection:
-            done = asyncio.Event()
+        def complete(c: Collected, _conn: object) -> bool:
+            return all(c.counts[Tick, t] >= len(trades[t]) and c.counts[TopOfBook, t] >= tops[f"top:{t}"]
+                       and c.counts[BookUpdate, t] >= tops[f"l2:{t}"] for t in TICKERS)
 
-            async def emit(events: list[LiveEvent]) -> None:
-                got.extend(events)
-                counts.update((type(e), e.ticker) for e in events)
-                if all(counts[Tick, t] >= len(trades[t]) and counts[TopOfBook, t] >= tops[f"top:{t}"]
-                       and counts[BookUpdate, t] >= tops[f"l2:{t}"] for t in TICKERS):
-                    done.set()
-
-            conn = LiveConnection(adapter, emit)
-            task = asyncio.create_task(conn.run())
-            try:
-                await asyncio.wait_for(done.wait(), 60)
-            finally:
-                conn.stop()
-                await task
-            return conn
-
-        conn = asyncio.run(main())
+        collected, conn = run_feed(adapter, complete)
+        got = collected.events
     for ticker in TICKERS:
         ticks = [e for e in got if isinstance(e, Tick) and e.ticker == ticker]
         assert [(t.trade_id, t.price, t.size) for t in ticks] == trades[ticker]
@@ -87,6 +69,7 @@ def test_every_recorded_trade_and_top_arrives_and_the_books_equal_the_recorded_o
             (book.apply_snapshot if u.snapshot else book.apply_delta)(*levels)
         assert book.bids(50) == expected_books[ticker].bids(50) and book.asks(50) == expected_books[ticker].asks(50)
         assert not book.is_crossed()
-        print(f"{ticker}: {len(ticks)} trades, {counts[BookUpdate, ticker]} book updates, {tops['top:' + ticker]} tops; "
+        updates = collected.counts[BookUpdate, ticker]
+        print(f"{ticker}: {len(ticks)} trades, {updates} book updates, {tops['top:' + ticker]} tops; "
               f"best {book.best_bid()} / {book.best_ask()}")
     assert not [e for e in got if isinstance(e, StreamGap)] and sum(conn.stats.malformed.values()) == 0

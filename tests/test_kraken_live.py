@@ -6,7 +6,6 @@ Expected counts come from the recording read here, independently of the server.
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from pathlib import Path
 
@@ -14,13 +13,12 @@ import orjson
 
 from ingestors.kraken.config import ticker_for
 from ingestors.kraken.live import KrakenLive, ws_pair
-from ingestors.live.adapter import LiveEvent
-from ingestors.live.connection import LiveConnection
 from ingestors.replay.exchanges import replay_for
 from ingestors.replay.server import ReplayServer
 from live_relay.messages import BookUpdate, StreamGap, Tick, TopOfBook
 from marketlake.kafka_broker import free_port
 
+from .live_fixtures import Collected, run_feed
 from .replay_fixtures import load
 
 TICKERS = ["KRAKEN:BTC/CHF", "KRAKEN:ETH/CHF", "KRAKEN:XMR/USD"]
@@ -51,29 +49,13 @@ def test_every_recorded_trade_arrives_and_every_book_update_passes_its_checksum(
     server = ReplayServer(replay_for("KRAKEN"), data_dir, deterministic=True)
     with server.running(port=free_port()) as base:
         adapter = KrakenLive(TICKERS, base.replace("http://", "ws://") + "/", base)
-        got: list[LiveEvent] = []
-        counts: Counter[tuple[type, str]] = Counter()
 
-        async def main() -> LiveConnection:
-            done = asyncio.Event()
+        def complete(c: Collected, _conn: object) -> bool:
+            return all(c.counts[Tick, t] >= len(trades[t]) and c.counts[TopOfBook, t] >= tops[t] for t in TICKERS) \
+                and sum(n for (k, _), n in c.counts.items() if k is BookUpdate) >= books
 
-            async def emit(events: list[LiveEvent]) -> None:
-                got.extend(events)
-                counts.update((type(e), e.ticker) for e in events)
-                if all(counts[Tick, t] >= len(trades[t]) and counts[TopOfBook, t] >= tops[t] for t in TICKERS) \
-                        and sum(c for (k, _), c in counts.items() if k is BookUpdate) >= books:
-                    done.set()
-
-            conn = LiveConnection(adapter, emit)
-            task = asyncio.create_task(conn.run())
-            try:
-                await asyncio.wait_for(done.wait(), 60)
-            finally:
-                conn.stop()
-                await task
-            return conn
-
-        conn = asyncio.run(main())
+        collected, conn = run_feed(adapter, complete)
+        got = collected.events
     for ticker in TICKERS:
         ticks = [e for e in got if isinstance(e, Tick) and e.ticker == ticker]
         assert [(t.price, t.size) for t in ticks] == trades[ticker]
