@@ -27,7 +27,7 @@ from ingestors.live.adapter import LiveAdapter
 from ingestors.live.connection import LiveConnection
 from ingestors.live.kafka_sink import KafkaSink
 from live_relay import codec
-from live_relay.bus import EventBus, Subscription
+from live_relay.bus import BusDrainTimeout, EventBus, Subscription
 from live_relay.health import HealthServer
 from live_relay.messages import CEPTriggerRequest
 from live_relay.sidecar_config import ExchangeConfig, SidecarConfig, load_sidecar_config
@@ -47,6 +47,7 @@ ADAPTERS: dict[str, str] = {
     "COINBASE": "ingestors.coinbase.live:CoinbaseLive",
     "KRAKEN": "ingestors.kraken.live:KrakenLive",
 }
+BATCH = 2048  # events a bus reader takes at once ([] once the bus has closed and its queue is drained)
 SUBSCRIPTION_WAIT_S = 2.0  # at start, wait this long at most for the relay to pass on current subscriptions
 
 
@@ -157,12 +158,12 @@ class LiveProcess:
 
     async def _to_kafka(self, sub: Subscription[Any]) -> None:
         assert self.sink is not None
-        while batch := await _batch(sub):
+        while batch := await sub.get_batch(BATCH):
             await self.sink.write(batch)
 
     async def _to_stream(self, sub: Subscription[Any]) -> None:
         assert self.sink is not None and self.publisher is not None
-        while batch := await _batch(sub):
+        while batch := await sub.get_batch(BATCH):
             publications, closed = self.processor.process(batch)
             self.publisher.publish(publications)
             if closed:
@@ -190,6 +191,8 @@ class LiveProcess:
         await asyncio.to_thread(self.publisher.await_subscriptions, SUBSCRIPTION_WAIT_S)
         readers = [asyncio.create_task(self._to_kafka(self.bus.subscribe("kafka", required=True, capacity=20_000))),
                    asyncio.create_task(self._to_stream(self.bus.subscribe("stream", required=True, capacity=20_000)))]
+        for reader in readers:  # a required reader that dies (Kafka refused events for good) ends the process loudly
+            reader.add_done_callback(lambda t: stop.set() if not t.cancelled() and t.exception() else None)
         health = HealthServer(s.live_health_port, self.health)
         await health.start()
         feeds = []
@@ -206,19 +209,17 @@ class LiveProcess:
         for conn in self.conns.values():
             conn.stop()
         await asyncio.gather(*feeds, return_exceptions=True)
-        await self.bus.close(timeout=60)
-        await asyncio.gather(*readers)
+        try:
+            await self.bus.close(timeout=60)
+        except BusDrainTimeout as exc:
+            log.error("live: %s", exc)
+        await asyncio.gather(*readers)  # re-raises a reader's failure: the process exits non-zero and is restarted
         await follow
         triggers.close()
         self.sink.close()
         self.publisher.close()
         await health.stop()
         log.info("live: stopped; %s", self.health())
-
-
-async def _batch(sub: Subscription[Any]) -> list[Any]:
-    """The next batch of a subscription; [] once the bus has closed and the queue is drained."""
-    return await sub.get_batch(2048)
 
 
 def run_live(settings: Settings, config: SidecarConfig | None = None) -> int:
