@@ -67,9 +67,10 @@ class KafkaSink:
             for topic, event in pending:
                 self._produce(topic, event, failed)
             self.stats.written += len(pending)
-            left = self.producer.flush(self.timeout_s)
-            if left:  # still queued after the timeout: their callbacks will report errors on the next poll
-                self.producer.poll(0)
+            # Every record gets its delivery report within message.timeout.ms (= timeout_s): wait for all of them,
+            # so none is counted as acknowledged while its report is still pending.
+            while self.producer.flush(self.timeout_s):
+                pass
             if not failed:
                 self.stats.acked += len(pending)
                 return
