@@ -20,12 +20,13 @@ def history_topic(settings: Settings) -> str:
     return settings.topic("history")
 
 
-LIVE_KINDS = ("trades", "books", "tops", "ohlc", "gaps")
-LIVE_PARTITIONS = 4
+LIVE_KINDS = ("trades", "books", "tops", "ohlc", "gaps", "book_snapshots")
 
 
 def live_topic(settings: Settings, kind: str) -> str:
-    """Normalised live events of one kind (trades, books, tops, ohlc = tick-built closed candles, gaps), keyed by ticker."""
+    """Normalised live events of one kind, keyed by ticker: trades (Tick), books (BookUpdate), tops (TopOfBook),
+    ohlc (tick-built closed candles), gaps (StreamGap), book_snapshots (the Kafka writer's sampled books, BookUpdate
+    snapshot=True every `live_book_snapshot_seconds`). `kafka_live_partitions` partitions each."""
     if kind not in LIVE_KINDS:
         raise ValueError(f"unknown live topic kind {kind!r}; known: {', '.join(LIVE_KINDS)}")
     return settings.topic(f"live.{kind}")
@@ -44,7 +45,7 @@ def ingestor_group(settings: Settings, exchange: str) -> str:
 def all_topics(settings: Settings) -> dict[str, int]:
     topics = {request_topic(settings, ex): REQUEST_PARTITIONS for ex in sorted(KNOWN_EXCHANGES)}
     topics[history_topic(settings)] = settings.kafka_history_partitions
-    topics.update({live_topic(settings, kind): LIVE_PARTITIONS for kind in LIVE_KINDS})
+    topics.update({live_topic(settings, kind): settings.kafka_live_partitions for kind in LIVE_KINDS})
     topics[cep_topic(settings)] = 1
     return topics
 

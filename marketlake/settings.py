@@ -47,6 +47,7 @@ class Settings(BaseSettings):
     kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers.")
     kafka_topic_prefix: str = Field("marketlake.", description="Prefix of every Kafka topic the project uses.")
     kafka_history_partitions: int = Field(4, description="Partitions of the history batch topic.")
+    kafka_live_partitions: int = Field(4, description="Partitions of each live topic (marketlake.live.*), keyed by ticker.")
 
     # Relay (binds on relay_bind_host, everyone else connects to relay_host)
     relay_host: str = Field("127.0.0.1", description="Host that clients and ingestors connect to.")
@@ -126,6 +127,16 @@ class Settings(BaseSettings):
     gap_repair_interval_seconds: int = Field(30, description="How often the gap repair sensor reads market.gaps.")
     gap_repair_retry_seconds: float = Field(300.0, description="Wait after a failed repair run before the next attempt.")
     gap_repair_max_attempts: int = Field(3, description="Failed repair runs of one gap before the sensor gives up on it.")
+    # Live events Kafka -> Iceberg (sensors/live_events.py, assets/live.py)
+    live_sensors_enabled: bool = Field(False, description="Start the live Kafka -> Iceberg sensors running (on in `make run`).")
+    live_sensor_interval_seconds: int = Field(30, description="How often the live events sensor looks for new live records.")
+    live_sensor_max_records: int = Field(
+        200_000, description="Live records one Iceberg write run reads per topic partition (the rest: the next run)."
+    )
+    live_book_snapshot_seconds: float = Field(
+        10.0, description="Kafka writer: a book snapshot per ticker every this many seconds of exchange time (0: none)."
+    )
+    live_book_snapshot_levels: int = Field(50, description="Levels per side in each sampled book snapshot.")
 
     def model_post_init(self, _context: object) -> None:
         if not self.catalog_uri:

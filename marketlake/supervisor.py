@@ -215,6 +215,8 @@ def run_platform(settings: Settings) -> int:
 
     if "MARKETLAKE_SCHEDULES_ENABLED" not in os.environ:
         settings.schedules_enabled = True  # keep the universe current under `make run`; tests keep them off
+    if "MARKETLAKE_LIVE_SENSORS_ENABLED" not in os.environ:
+        settings.live_sensors_enabled = True  # live Kafka topics -> Iceberg under `make run`; tests keep them off
     from live_relay.sidecar import platform_with_sidecar
 
     write_instance_yaml(settings)

@@ -12,10 +12,12 @@ from dagster import AssetSelection, Definitions, define_asset_job, in_process_ex
 
 from assets.backfill import build_partitioned_assets
 from assets.checks import build_checks
+from assets.live import LIVE_ASSET_SPECS, build_live_job
 from assets.partitions import CANDLE_PERIODS, TRADES
 from marketlake.settings import Settings
 from orchestration.schedules import build_schedules, build_universe_sensor
 from sensors.gap_repair import build_gap_repair_sensor
+from sensors.live_events import build_live_events_sensor
 from sensors.live_gaps import build_live_gaps_sensor
 
 PARTITIONS_JOB = "market_partitions_job"
@@ -36,14 +38,20 @@ def build_platform_definitions(settings: Settings) -> Definitions:
         selection=AssetSelection.checks_for_assets(*assets),
         description="Every check of the partitioned assets, over all their materialized partitions.",
     )
+    live_job = build_live_job(settings)  # live Kafka topics -> Iceberg (assets/live.py, sensors/live_events.py)
     return Definitions(
         # The default executor of jobs that name none, among them the implicit asset job that runs UI
         # backfills: a run's steps (fetch + commit, then the checks) follow each other, so step
         # subprocesses would only add their start-up (10-40 s each on 2 busy cores).
         executor=in_process_executor,
-        assets=assets,
+        assets=[*assets, *LIVE_ASSET_SPECS],
         asset_checks=checks,
-        jobs=[job, checks_job],
+        jobs=[job, checks_job, live_job],
         schedules=build_schedules(settings, job),
-        sensors=[build_universe_sensor(settings), build_gap_repair_sensor(settings, job), build_live_gaps_sensor(settings)],
+        sensors=[
+            build_universe_sensor(settings),
+            build_gap_repair_sensor(settings, job),
+            build_live_gaps_sensor(settings),
+            build_live_events_sensor(settings, live_job),
+        ],
     )

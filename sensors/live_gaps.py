@@ -45,7 +45,9 @@ def gap_row(gap: StreamGap, partition: int, offset: int) -> gaps.Gap:
 
 
 def build_live_gaps_sensor(settings: Settings) -> SensorDefinition:
-    @sensor(name="live_gaps_sensor", minimum_interval_seconds=30, default_status=DefaultSensorStatus.RUNNING,
+    status = DefaultSensorStatus.RUNNING if settings.live_sensors_enabled else DefaultSensorStatus.STOPPED
+
+    @sensor(name="live_gaps_sensor", minimum_interval_seconds=30, default_status=status,
             description="Records the live feeds' gap events (Kafka live.gaps) in market.gaps.")  # fmt: skip
     def live_gaps_sensor(context: SensorEvaluationContext, kafka: KafkaResource, iceberg: IcebergResource) -> SensorResult:
         topic = live_topic(settings, "gaps")
