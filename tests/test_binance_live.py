@@ -98,7 +98,8 @@ def test_a_dropped_diff_resyncs_only_its_symbol_and_is_reported(
 ) -> None:
     srv, base = server
     srv.state.set_faults(drop_depth_after=2000, drop_depth_count=1, fault_symbol="BTCUSDT")
-    collected, conn = run_feed(base, trades_complete(recordings))
+    complete = trades_complete(recordings)
+    collected, conn = run_feed(base, lambda c, conn: complete(c, conn) and "BINANCE:BTC/USDT" in c.resynced)
     [gap] = collected.of(StreamGap)
     assert (gap.ticker, gap.how) == ("BINANCE:BTC/USDT", "sequence_jump")
     assert gap.next_received > gap.first_missing == gap.last_seen + 1
@@ -135,6 +136,7 @@ def test_a_429_on_the_snapshot_is_honoured_with_its_retry_after(server: tuple[Re
     ok = sorted(r.monotonic - depth_calls[0].monotonic for r in depth_calls if r.status == 200)
     assert len(ok) == 2 and ok[0] < 2.0 <= ok[1], ok
     assert time.monotonic() - started >= 2.0 and conn.stats.snapshots == 2
+    print(f"depth requests {[r.status for r in depth_calls]}; 200s at {[round(t, 2) for t in ok]}s after the 429 (Retry-After 2)")
 
 
 def test_a_malformed_frame_is_counted_and_skipped(server: tuple[ReplayServer, str], recordings: dict[str, Recording]) -> None:
@@ -143,3 +145,22 @@ def test_a_malformed_frame_is_counted_and_skipped(server: tuple[ReplayServer, st
     collected, conn = run_feed(base, trades_complete(recordings))
     assert conn.stats.malformed == {"not_combined": 2}
     assert len(collected.of(Tick)) == sum(len(r.trades) for r in recordings.values())
+    print(f"malformed {dict(conn.stats.malformed)} skipped; {len(collected.of(Tick))} trades still all arrived")
+
+
+def test_a_stream_that_does_not_continue_an_announced_snapshot_is_reported_as_a_gap(recordings: dict[str, Recording]) -> None:
+    """Sans-IO, on recorded frames: the book is announced when its snapshot applies, before the bridging diff;
+    if the next diff then starts past lastUpdateId + 1 (here: the bridging diff is lost), that is a gap and a resync."""
+    rec = recordings["BTCUSDT"]
+    adapter = BinanceLive(["BINANCE:BTC/USDT"], "ws://unused/ws", "http://unused")
+    depth = [i for i, f in enumerate(rec.frames) if f.stream.endswith("@depth@100ms") and i > rec.snapshot_position]
+    first, after = depth[0], depth[2]  # depth[1], the bridging diff, is never delivered
+    assert adapter.on_frame(rec.frames[first].text, 1) == [] and [r.symbol for r in adapter.snapshot_requests()] == ["BTCUSDT"]
+    [request] = adapter.snapshot_requests()
+    [announced] = adapter.on_snapshot(request, rec.depth_at(first + 1, 5000), 2)  # the book after `first`: bridging
+    assert isinstance(announced, BookUpdate) and announced.snapshot and not adapter.books.sync_for("BTCUSDT").is_live
+    [gap] = adapter.on_frame(rec.frames[after].text, 3)
+    assert isinstance(gap, StreamGap) and (gap.how, gap.last_seen, gap.first_missing) == (
+        "sequence_jump", announced.update_id, announced.update_id + 1)
+    assert gap.next_received > gap.first_missing and [r.symbol for r in adapter.snapshot_requests()] == ["BTCUSDT"]
+    print(f"announced book {announced.update_id}, stream resumed at {gap.next_received}: gap reported, resync requested")

@@ -5,7 +5,7 @@ https://developers.binance.com/docs/binance-spot-api-docs/web-socket-streams):
 - `@trade` → Tick (exact decimal strings, exchange trade time);
 - `@depth@100ms` → BinanceBooks (ingestors/binance/depth_sync.py): buffered until the REST
   snapshot (GET /api/v3/depth, fetched by the runner when asked), then BookUpdate snapshot=True
-  for the synced book and one BookUpdate delta per applied diff; a sequence jump resyncs only
+  for the book as soon as a snapshot is applied and one BookUpdate delta per applied diff; a sequence jump resyncs only
   that symbol and yields a StreamGap;
 - `@bookTicker` → TopOfBook.
 Binance pings us (the server's websocket pings are answered by the library) and cuts every
@@ -23,7 +23,7 @@ from ingestors.binance import config as cfg
 from ingestors.binance.depth_sync import BinanceBooks, BinanceDepthSync, Outcome
 from ingestors.binance.parse import BinanceParseError, parse_combined_frame, parse_trade_event
 from ingestors.book import Level
-from ingestors.gaps import stream_gap
+from ingestors.gaps import GapEvent, GapHow, stream_gap
 from ingestors.live.adapter import FrameParseError, KeepAlive, LiveEvent, SnapshotRequest
 from live_relay.messages import BookLevel, BookUpdate, TopOfBook
 
@@ -102,11 +102,20 @@ class BinanceLive:
         raise FrameParseError("unknown_stream", stream)
 
     def _depth(self, event: dict[str, Any], recv_ns: int) -> list[LiveEvent]:
+        symbol = str(event.get("s", ""))
+        announced_id = self.books.syncs[symbol].book.update_id if symbol in self._announced else None
         sync, outcome = self.books.on_depth_event(event, recv_ns)
         out: list[LiveEvent] = []
         if outcome is Outcome.GAP:
             self._announced.discard(sync.symbol)
             out.append(stream_gap(sync.gaps[-1]))
+        elif outcome is Outcome.STALE_SNAPSHOT and announced_id is not None:
+            # The announced snapshot book was not continued by the stream (the first diff after it starts past
+            # lastUpdateId + 1): to its consumers that is a gap like any other; the symbol resyncs.
+            self._announced.discard(sync.symbol)
+            out.append(stream_gap(GapEvent(cfg.EXCHANGE, sync.ticker, recv_ns, GapHow.SEQUENCE_JUMP, last_seen=announced_id,
+                                           first_missing=announced_id + 1, next_received=int(event["U"]),
+                                           detail=f"{sync.symbol}: depth stream does not continue the snapshot")))  # fmt: skip
         elif outcome is Outcome.APPLIED:
             if sync.symbol not in self._announced:  # the first diff after a snapshot bridged: the whole book
                 self._announced.add(sync.symbol)
@@ -136,8 +145,8 @@ class BinanceLive:
             raise FrameParseError("snapshot", str(exc)) from None
         if outcome is not Outcome.SNAPSHOT_APPLIED:
             return []
-        self._announced.discard(request.symbol)
-        if sync.is_live:  # buffered diffs bridged the snapshot already: announce the book now
-            self._announced.add(request.symbol)
-            return [self._snapshot_update(sync, 0, recv_ns)]
-        return []  # bridging: the first applied diff announces it
+        # Announce the book at once, bridged by the buffered diffs or not: the snapshot is the exchange's own book
+        # at lastUpdateId, and diffs set absolute quantities, so the bridging diff (U <= lastUpdateId + 1 <= u)
+        # applies to it as a plain delta. Waiting for that diff would leave a quiet symbol without a book.
+        self._announced.add(request.symbol)
+        return [self._snapshot_update(sync, 0, recv_ns)]
