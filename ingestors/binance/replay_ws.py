@@ -40,6 +40,7 @@ class StreamReplay:
             raise ValueError(f"replay speed must be positive, got {speed}")
         self.recordings = recordings
         self.frames: list[Frame] = list(heapq.merge(*(r.frames for r in recordings.values())))
+        self.streams: frozenset[str] = frozenset(f.stream for f in self.frames)  # what a subscription can get
         self.t0_ns = self.frames[0].recv_ns if self.frames else 0
         self.deterministic, self.speed = deterministic, speed
         self.started: float | None = None  # loop.time() when the server started
@@ -151,7 +152,9 @@ def make_ws_handler(replay: StreamReplay, state: SimState) -> Callable[[web.Requ
         with state.lock:
             state.ws_connections += 1
         subscribed = asyncio.Event()
-        if subs:
+        # Binance ignores path segments that are no stream (ccxt connects to /ws/0, /ws/1, ... and then
+        # sends SUBSCRIBE): the replay starts with the first subscription to a recorded stream.
+        if subs & replay.streams:
             subscribed.set()
         sender = asyncio.create_task(
             _send_frames(ws, subs, subscribed, combined, replay, state, request.transport))
@@ -166,7 +169,7 @@ def make_ws_handler(replay: StreamReplay, state: SimState) -> Callable[[web.Requ
                     continue
                 reply = _answer(req if isinstance(req, dict) else {}, subs)
                 await ws.send_str(orjson.dumps(reply).decode())
-                if subs:
+                if subs & replay.streams:
                     subscribed.set()
         finally:
             sender.cancel()
