@@ -6,6 +6,7 @@ pages of protocol messages, using the exchange's own pagination and limits.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Iterator, Sequence
 from typing import Protocol
 
@@ -41,7 +42,30 @@ class BinanceHistory:
             yield from self.rest.iter_klines(symbol, period_seconds, start_us, end_us)
 
 
-FETCHERS: dict[str, Callable[[Settings], HistoryFetcher]] = {"BINANCE": BinanceHistory}
+# Every other exchange: ingestors/<x>/history.py, a RestHistory over ingestors/<x>/rest.py (imported when first used).
+REST_HISTORIES: dict[str, str] = {
+    "COINBASE": "ingestors.coinbase.history:CoinbaseHistory",
+    "KRAKEN": "ingestors.kraken.history:KrakenHistory",
+    "OKX": "ingestors.okx.history:OkxHistory",
+    "BYBIT": "ingestors.bybit.history:BybitHistory",
+    "HUOBI": "ingestors.huobi.history:HuobiHistory",
+    "KUCOIN": "ingestors.kucoin.history:KucoinHistory",
+    "GATEIO": "ingestors.gateio.history:GateioHistory",
+    "BITFINEX": "ingestors.bitfinex.history:BitfinexHistory",
+}
+
+
+def _lazy(target: str) -> Callable[[Settings], HistoryFetcher]:
+    def build(settings: Settings) -> HistoryFetcher:
+        module, _, name = target.partition(":")
+        fetcher: HistoryFetcher = getattr(importlib.import_module(module), name)(settings)
+        return fetcher
+
+    return build
+
+
+FETCHERS: dict[str, Callable[[Settings], HistoryFetcher]] = {
+    "BINANCE": BinanceHistory, **{name: _lazy(target) for name, target in REST_HISTORIES.items()}}
 
 
 def fetcher_for(exchange: str, settings: Settings) -> HistoryFetcher:

@@ -85,6 +85,14 @@ class Settings(BaseSettings):
     okx_ws_url: str = Field("ws://127.0.0.1:8768/ws/v5/public", description="OKX public websocket URL.")
     bybit_rest_url: str = Field("http://127.0.0.1:8769", description="Bybit REST base URL.")
     bybit_ws_url: str = Field("ws://127.0.0.1:8769/v5/public/spot", description="Bybit public spot websocket URL.")
+    huobi_rest_url: str = Field("http://127.0.0.1:8770", description="HTX (Huobi) REST base URL.")
+    huobi_ws_url: str = Field("ws://127.0.0.1:8770/ws", description="HTX (Huobi) market websocket URL.")
+    kucoin_rest_url: str = Field("http://127.0.0.1:8771", description="KuCoin REST base URL (bullet-public gives the websocket).")
+    kucoin_ws_url: str = Field("ws://127.0.0.1:8771/endpoint", description="KuCoin websocket URL (normally from bullet-public).")
+    gateio_rest_url: str = Field("http://127.0.0.1:8772", description="Gate.io REST v4 base URL.")
+    gateio_ws_url: str = Field("ws://127.0.0.1:8772/ws/v4/", description="Gate.io spot websocket v4 URL.")
+    bitfinex_rest_url: str = Field("http://127.0.0.1:8773", description="Bitfinex REST v2 base URL.")
+    bitfinex_ws_url: str = Field("ws://127.0.0.1:8773/ws/2", description="Bitfinex websocket v2 URL.")
     # Live sidecar (marketlake sidecar)
     live_tickers: TickerList = Field(
         default_factory=lambda: ["BINANCE:BTC/USDT", "BINANCE:ETH/USDT", "COINBASE:BTC/USD", "COINBASE:ETH/USD",

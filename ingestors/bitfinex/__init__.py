@@ -1,0 +1,1 @@
+"""bitfinex: REST history client (rest.py) and its HistoryFetcher (history.py)."""

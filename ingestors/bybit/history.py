@@ -1,0 +1,12 @@
+"""Bybit history as a HistoryFetcher (ingestors/registry.py): klines and recent trades via rest.py."""
+
+from __future__ import annotations
+
+from ingestors.bybit.rest import BybitRest
+from ingestors.rest_base import RestHistory
+from marketlake.settings import Settings
+
+
+class BybitHistory(RestHistory):
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(BybitRest(settings.bybit_rest_url, max_retries=settings.http_max_retries))

@@ -1,0 +1,1 @@
+"""gateio: REST history client (rest.py) and its HistoryFetcher (history.py)."""

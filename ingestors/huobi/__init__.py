@@ -1,0 +1,1 @@
+"""huobi: REST history client (rest.py) and its HistoryFetcher (history.py)."""

@@ -1,0 +1,1 @@
+"""kucoin: REST history client (rest.py) and its HistoryFetcher (history.py)."""
