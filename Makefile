@@ -28,6 +28,7 @@ bench: setup
 	$(VENV)/python -m bench.platform --write bench/RESULTS.md
 	$(VENV)/python -m bench.relay --write bench/RESULTS.md
 	$(VENV)/python -m bench.stream --write bench/RESULTS.md
+	$(VENV)/python -m bench.normalise --write bench/RESULTS.md
 
 # Regenerate the protobuf code (committed; tests/test_proto_fresh.py fails when it is stale).
 proto: setup
