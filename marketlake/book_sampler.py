@@ -11,7 +11,11 @@ grid of exchange time:
   update whose time is < b, emitted when the first update with time >= b arrives.
 
 Time is the update's exchange time, or its receive time when the exchange sends
-none, so a replayed recording gives the same snapshots as the live run did.
+none, so a replayed recording gives the same snapshots as the live run did. One
+clock per ticker: once a ticker's updates carry exchange time, updates without
+it (Binance announces a REST snapshot, which has no time) apply but do not move
+the grid, and the switch from receive to exchange time starts the grid afresh
+at that update (receive time can be years after the exchange time of a replay).
 Quiet spells emit one snapshot (at the latest grid time passed), not one per
 grid step. A StreamGap or an unreadable update makes the book unknown until the
 feed's next snapshot=True update; nothing is sampled meanwhile.
@@ -32,6 +36,7 @@ class _Tracked:
     book: OrderBook
     live: bool = False  # the book is known (a snapshot arrived since start or since the last gap)
     last_grid: int = -1  # the grid time of the last snapshot emitted (or of the sync)
+    exchange_clock: bool = False  # the ticker's updates carry exchange time: the grid follows it alone
 
 
 class BookSampler:
@@ -57,13 +62,13 @@ class BookSampler:
         tracked = self._tickers.get(event.ticker)
         if tracked is None:
             tracked = self._tickers[event.ticker] = _Tracked(OrderBook(event.ticker))
-        at = event.exchange_time_ns or event.receive_time_ns
-        grid = at - at % self.every_ns
         due: BookUpdate | None = None
-        if tracked.live and grid > tracked.last_grid:
-            due = self._snapshot(tracked.book, grid, event.receive_time_ns)
-        if grid > tracked.last_grid:
-            tracked.last_grid = grid
+        at = self._clock(tracked, event)
+        if at is not None:
+            grid = at - at % self.every_ns
+            if tracked.live and grid > tracked.last_grid:
+                due = self._snapshot(tracked.book, grid, event.receive_time_ns)
+            tracked.last_grid = max(tracked.last_grid, grid)
         levels = ([(x.price, x.size) for x in event.bids], [(x.price, x.size) for x in event.asks])
         try:
             if event.snapshot:
@@ -76,6 +81,15 @@ class BookSampler:
             tracked.book.clear()
             tracked.live = False
         return due
+
+    def _clock(self, tracked: _Tracked, event: BookUpdate) -> int | None:
+        """The event's time on the ticker's clock, or None when it has none there."""
+        if event.exchange_time_ns:
+            if not tracked.exchange_clock:  # from here on exchange time: the grid starts again at this update
+                tracked.exchange_clock = True
+                tracked.last_grid = event.exchange_time_ns - event.exchange_time_ns % self.every_ns
+            return event.exchange_time_ns
+        return None if tracked.exchange_clock else event.receive_time_ns
 
     def _snapshot(self, book: OrderBook, grid_ns: int, receive_ns: int) -> BookUpdate:
         bids, asks = book.top(self.levels)
