@@ -96,7 +96,8 @@ class Settings(BaseSettings):
     # Live sidecar (marketlake sidecar)
     live_tickers: TickerList = Field(
         default_factory=lambda: ["BINANCE:BTC/USDT", "BINANCE:ETH/USDT", "COINBASE:BTC/USD", "COINBASE:ETH/USD",
-                                 "KRAKEN:BTC/CHF", "KRAKEN:ETH/CHF", "KRAKEN:XMR/USD"],
+                                 "KRAKEN:BTC/CHF", "KRAKEN:ETH/CHF", "KRAKEN:XMR/USD", "OKX:BTC/USDT", "BYBIT:BTC/USDT",
+                                 "BYBIT:ETH/USDT"],
         description="Tickers the sidecar streams live (comma-separated); the defaults are the recorded ones.",
     )  # fmt: skip
     live_config: str = Field("", description="TOML file of exchanges/tickers/URLs/stream options for the sidecar.")

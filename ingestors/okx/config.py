@@ -9,6 +9,10 @@ integrity check.
 
 from __future__ import annotations
 
+import re
+
+from live_relay.topics import parse_ticker
+
 EXCHANGE = "OKX"
 REST_BASE_URL = "https://www.okx.com"
 WS_PUBLIC_URL = "wss://ws.okx.com:8443/ws/v5/public"
@@ -45,3 +49,20 @@ def ticker_for(inst_id: str) -> str:
     if contract == [SWAP_SUFFIX]:
         contract = [PERPETUAL_QUOTE_SUFFIX]
     return f"{EXCHANGE}:{base}/{quote}{''.join(contract)}"
+
+
+_QUOTE_RE = re.compile(rf"([A-Z0-9]+?)(?:({PERPETUAL_QUOTE_SUFFIX})|(\d{{6}})(?:(\d+)([CP]))?)?")
+
+
+def inst_id(ticker: str) -> str:
+    """"OKX:BTC/USDT" -> "BTC-USDT" (config.ticker_for reversed, derivatives included)."""
+    t = parse_ticker(ticker)
+    m = _QUOTE_RE.fullmatch(t.quote)
+    if t.exchange != EXCHANGE or m is None:
+        raise OkxSymbolError(f"not an {EXCHANGE} ticker: {ticker!r}")
+    quote, perp, expiry, strike, kind = m.groups()
+    parts = [t.base, quote, SWAP_SUFFIX if perp else expiry, strike, kind]
+    inst = "-".join(p for p in parts if p)
+    if ticker_for(inst) != ticker:
+        raise OkxSymbolError(f"{ticker!r} has no OKX instId ({inst!r} names {ticker_for(inst)!r})")
+    return inst

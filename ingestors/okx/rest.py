@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from ingestors.okx.config import EXCHANGE, PERPETUAL_QUOTE_SUFFIX, SWAP_SUFFIX
+from ingestors.okx.config import EXCHANGE, inst_id
 from ingestors.rest_base import (
     AdaptiveWindows,
     BodyError,
@@ -35,7 +35,6 @@ from ingestors.rest_base import (
     dedupe_sorted,
     ms_to_ns,
     now_us,
-    own_ticker,
     windows,
 )
 from live_relay.messages import OHLC, Tick
@@ -51,21 +50,6 @@ BARS = {60: "1m", 180: "3m", 300: "5m", 900: "15m", 1800: "30m", 3600: "1H", 720
 RATE_CODES = frozenset({"50011", "50061"})  # "Too Many Requests", "sub-account rate limit"
 RETRY_CODES = frozenset({"50001", "50004", "50013", "50026"})  # service unavailable, timeouts, system busy
 TRADE_WINDOW_MS = 3_600_000  # the first window of trades (then adaptive)
-
-
-def inst_id(ticker: str) -> str:
-    """OKX:BTC/USDT -> BTC-USDT; OKX:UNI/USDPERP -> UNI-USD-SWAP; OKX:BTC/USD220527 -> BTC-USD-220527.
-
-    (config.ticker_for reversed.)
-    """
-    t = own_ticker(ticker, EXCHANGE)
-    quote = t.quote
-    if quote.endswith(PERPETUAL_QUOTE_SUFFIX) and len(quote) > len(PERPETUAL_QUOTE_SUFFIX):
-        return f"{t.base}-{quote[: -len(PERPETUAL_QUOTE_SUFFIX)]}-{SWAP_SUFFIX}"
-    head = quote.rstrip("0123456789")
-    if head != quote and len(quote) - len(head) == 6:  # a dated future: the expiry is YYMMDD
-        return f"{t.base}-{head}-{quote[len(head):]}"
-    return f"{t.base}-{quote}"
 
 
 class OkxRest(PagedRest):

@@ -1,0 +1,149 @@
+"""Bybit v5 public websocket live adapter: publicTrade, orderbook.200 books (u continuity) and tickers tops.
+
+https://bybit-exchange.github.io/docs/v5/websocket/public/orderbook — one connection per category,
+the category is the URL's last segment (wss://stream.bybit.com/v5/public/spot | linear | ...).
+{"op":"subscribe","args":[...]} (at most 10 args a frame, Bybit's spot limit) for publicTrade,
+orderbook.200 and tickers of the configured symbols ("BYBIT:BTC/USDT" -> BTCUSDT; a linear
+perpetual "BYBIT:BTC/USDTPERP" -> BTCUSDT on the linear URL):
+- publicTrade → Tick: id "i", price "p" and size "v" as sent, time "T" (ms); "S" is the taker's
+  side, so "Sell" means the buyer was the maker;
+- orderbook → ingestors/bybit/book.BybitBooks: BookUpdate snapshot=True on every snapshot (and
+  restart, u = 1), one delta per applied delta (size "0" deletes; Bybit's deltas keep the book at
+  the subscribed depth, so plain deltas are exact). A u jump is a StreamGap and only that topic
+  resubscribes (`outgoing`: unsubscribe + subscribe, which makes Bybit send a new snapshot);
+- tickers → TopOfBook whenever the merged bid1/ask1 state is complete (linear/inverse: spot
+  tickers carry no best bid/ask, so a spot feed has no TopOfBook);
+- keep-alive: {"op":"ping"} every 20 s; the answer is {"success":true,"ret_msg":"pong",...}
+  (spot, linear) or {"op":"pong",...} (option).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+from ingestors.bybit.book import BybitBook, BybitBooks, BybitParseError, Outcome
+from ingestors.bybit.config import BOOK_DEPTHS, EXCHANGE, PERPETUAL_QUOTE_SUFFIX, category_for_url
+from ingestors.gaps import stream_gap
+from ingestors.live.adapter import FrameParseError, KeepAlive, LiveEvent, SnapshotRequest
+from live_relay.messages import BookLevel, BookUpdate, Tick, TopOfBook
+from live_relay.topics import parse_ticker
+
+__all__ = ["BybitLive", "ws_symbol"]
+
+BOOK_DEPTH = 200  # orderbook.200: every category but option (which gets its deepest, 100)
+MAX_ARGS = 10  # args per subscribe frame (Bybit spot's limit)
+_MS = 1_000_000
+
+
+def ws_symbol(ticker: str) -> str:
+    """"BYBIT:BTC/USDT" -> "BTCUSDT"; "BYBIT:BTC/USDTPERP" -> "BTCUSDT" (the linear perpetual)."""
+    t = parse_ticker(ticker)
+    return t.base + t.quote.removesuffix(PERPETUAL_QUOTE_SUFFIX)
+
+
+def _instrument(ticker: str) -> dict[str, str]:
+    t = parse_ticker(ticker)
+    perpetual = t.quote.endswith(PERPETUAL_QUOTE_SUFFIX)
+    return {"baseCoin": t.base, "quoteCoin": t.quote.removesuffix(PERPETUAL_QUOTE_SUFFIX),
+            "contractType": "Perpetual" if perpetual else ""}  # fmt: skip
+
+
+def _levels(levels: Sequence[Sequence[str]]) -> tuple[BookLevel, ...]:
+    return tuple(BookLevel(str(lv[0]), str(lv[1])) for lv in levels)
+
+
+class BybitLive:
+    exchange = EXCHANGE
+
+    def __init__(self, tickers: Sequence[str], ws_url: str, rest_url: str) -> None:
+        self.url = ws_url
+        self.category = category_for_url(ws_url)
+        depths = BOOK_DEPTHS[self.category]
+        self.depth = BOOK_DEPTH if BOOK_DEPTH in depths else max(depths)
+        self.instruments = {ws_symbol(t): _instrument(t) for t in tickers}
+        self.symbols = list(self.instruments)
+        self.keepalive = KeepAlive(ping_interval_s=20.0, ping_frame=orjson.dumps({"op": "ping"}).decode(),
+                                   pong_timeout_s=10.0, max_lifetime_s=None)  # fmt: skip
+        self.books = BybitBooks(self.category, instruments=self.instruments)
+        self._outgoing: list[str] = []
+
+    def ws_url(self) -> str:
+        return self.url
+
+    def _frames(self, op: str, topics: Sequence[str]) -> list[str]:
+        return [orjson.dumps({"op": op, "args": list(topics[i:i + MAX_ARGS])}).decode()
+                for i in range(0, len(topics), MAX_ARGS)]  # fmt: skip
+
+    def subscribe_frames(self) -> Sequence[str]:
+        topics = [f"{channel}.{s}" for channel in ("publicTrade", f"orderbook.{self.depth}", "tickers") for s in self.symbols]
+        return self._frames("subscribe", topics)
+
+    def on_connect(self, recv_ns: int) -> list[LiveEvent]:
+        self.books = BybitBooks(self.category, instruments=self.instruments)  # every book starts from its snapshot
+        self._outgoing.clear()
+        return []
+
+    def on_disconnect(self, recv_ns: int) -> list[LiveEvent]:
+        return [stream_gap(g) for g in self.books.on_disconnect(recv_ns)]
+
+    def is_pong(self, data: str | bytes) -> bool:
+        raw = data.encode() if isinstance(data, str) else data
+        return b'"ret_msg":"pong"' in raw or b'"op":"pong"' in raw
+
+    def outgoing(self) -> Sequence[str]:
+        out, self._outgoing = self._outgoing, []
+        return out
+
+    def on_frame(self, data: str | bytes, recv_ns: int) -> list[LiveEvent]:
+        try:
+            msg = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            raise FrameParseError("json", str(exc)) from None
+        if not isinstance(msg, dict):
+            raise FrameParseError("schema", f"not a JSON object: {str(data)[:120]}")
+        topic = msg.get("topic")
+        if not isinstance(topic, str):
+            if msg.get("success") is False:
+                raise FrameParseError("subscription_error", f"{msg.get('op')}: {msg.get('ret_msg')}")
+            return []  # subscribe/unsubscribe answers, pongs
+        try:
+            if topic.startswith("publicTrade."):
+                return [Tick(ticker=self.books.ticker_of(str(t["s"])), trade_id=str(t["i"]), price=str(t["p"]),
+                             size=str(t["v"]), buyer_is_maker=t["S"] == "Sell", exchange_time_ns=int(t["T"]) * _MS,
+                             receive_time_ns=recv_ns) for t in msg["data"]]  # fmt: skip
+            if topic.startswith(("orderbook.", "tickers.")):
+                book, outcome = self.books.on_frame(data, recv_ns)
+                return self._book(book, outcome, msg, recv_ns)
+        except BybitParseError as exc:
+            raise FrameParseError("schema", str(exc)) from None
+        except (KeyError, IndexError, TypeError, ValueError) as exc:
+            raise FrameParseError("schema", f"{topic}: {type(exc).__name__} {exc}") from None
+        raise FrameParseError("unknown_channel", topic)
+
+    def _book(self, book: BybitBook | None, outcome: Outcome, msg: dict[str, Any], recv_ns: int) -> list[LiveEvent]:
+        if outcome is Outcome.TICKER and (t := self.books.ticker) is not None:
+            return [TopOfBook(ticker=self.books.ticker_of(t.symbol), bid_price=t.bid_price, bid_size=t.bid_size,
+                              ask_price=t.ask_price, ask_size=t.ask_size, exchange_time_ns=t.ts_ms * _MS,
+                              receive_time_ns=recv_ns, sequence=t.cross_seq)]  # fmt: skip
+        if book is None:
+            return []
+        if outcome is Outcome.GAP:
+            topic = [f"orderbook.{book.depth}.{book.symbol}"]
+            self._outgoing += self._frames("unsubscribe", topic) + self._frames("subscribe", topic)
+            return [stream_gap(book.gaps[-1])]
+        if outcome not in (Outcome.SNAPSHOT, Outcome.RESTART, Outcome.APPLIED):
+            return []  # IGNORED_OLD, SKIPPED (waiting for the snapshot)
+        snapshot = outcome is not Outcome.APPLIED  # a snapshot goes out as the book kept (at most `depth` a side)
+        bids, asks = (book.book.bids(), book.book.asks()) if snapshot else (msg["data"]["b"], msg["data"]["a"])
+        return [BookUpdate(ticker=book.ticker, snapshot=snapshot, bids=_levels(bids), asks=_levels(asks),
+                           exchange_time_ns=int(msg.get("ts") or 0) * _MS, receive_time_ns=recv_ns,
+                           update_id=book.book.update_id, sequence=book.cross_seq)]  # fmt: skip
+
+    def snapshot_requests(self) -> Sequence[SnapshotRequest]:
+        return ()  # snapshots come in-stream
+
+    def on_snapshot(self, request: SnapshotRequest, body: Any, recv_ns: int) -> list[LiveEvent]:
+        return []
