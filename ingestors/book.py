@@ -40,6 +40,21 @@ def to_decimal(text: str) -> Decimal:
     return value
 
 
+_DECIMALS: dict[str, Decimal] = {}  # exchange decimal string -> its finite Decimal (prices and sizes repeat)
+_DECIMALS_MAX = 500_000  # entries before the cache starts over (bounds its memory at ~100 MB)
+
+
+def _cached_decimal(text: str) -> Decimal:
+    value = to_decimal(text)
+    if len(_DECIMALS) >= _DECIMALS_MAX:
+        _DECIMALS.clear()
+    _DECIMALS[text] = value
+    return value
+
+
+_Change = tuple["SortedDict[Decimal, Level]", Decimal, "Level | None"]
+
+
 class OrderBook:
     """Bids and asks of one instrument; `update_id` is the exchange sequence the book reflects (0 if none)."""
 
@@ -69,11 +84,14 @@ class OrderBook:
 
         All or nothing: every level is read first, so a malformed one (BookError) leaves the book as it was.
         """
-        changes = [(self._bids, *self._read(level)) for level in bids]
-        changes += [(self._asks, *self._read(level)) for level in asks]
-        for side, key, zero, level in changes:
-            if zero:
-                side.pop(key, None)
+        changes = self._read_side(self._bids, bids)
+        changes += self._read_side(self._asks, asks)
+        for side, key, level in changes:
+            if level is None:
+                if key in side:
+                    side.pop(key)
+            elif key in side:  # an existing level: only its value changes, the sorted keys stay as they are
+                dict.__setitem__(side, key, level)
             else:
                 side[key] = level
         if self.depth_limit is not None:
@@ -84,16 +102,35 @@ class OrderBook:
         """Set one level to the exchange's size string; a zero size deletes it (absent is fine)."""
         self.apply_delta([(price, size)] if is_bid else (), () if is_bid else [(price, size)])
 
-    def _read(self, level: Sequence[str]) -> tuple[Decimal, bool, Level]:
-        """[price, size, ...] -> (price key, size is zero, Level of the exchange's strings)."""
-        try:
-            price, size = level[0], level[1]
-        except (IndexError, KeyError, TypeError):
-            raise BookError(f"{self.ticker}: malformed level {level!r}") from None
-        amount = to_decimal(size)
-        if amount < 0:
-            raise BookError(f"{self.ticker}: negative size {size!r} at price {price!r}")
-        return to_decimal(price), amount == 0, Level(price, size)
+    def _read_side(self, side: SortedDict[Decimal, Level], levels: Iterable[Sequence[str]]) -> list[_Change]:
+        """[price, size, ...] levels -> (side, price key, Level of the exchange's strings or None for size 0).
+
+        The hot path of every book: Decimals of price strings come from a shared cache (books see the same
+        prices again and again), sizes are parsed once; a level that is not two finite decimals, or has a
+        negative size, is a BookError naming it.
+        """
+        out: list[_Change] = []
+        cache = _DECIMALS
+        for level in levels:
+            try:
+                price, size = level[0], level[1]
+                key = cache.get(price)
+                if key is None:
+                    key = _cached_decimal(price)
+                amount = cache.get(size)
+                if amount is None:
+                    amount = _cached_decimal(size)
+            except (IndexError, KeyError, TypeError):
+                raise BookError(f"{self.ticker}: malformed level {level!r}") from None
+            except BookError as exc:
+                raise BookError(f"{self.ticker}: {exc} in level {level!r}") from None
+            if amount > 0:
+                out.append((side, key, Level(price, size)))
+            elif amount == 0:
+                out.append((side, key, None))
+            else:
+                raise BookError(f"{self.ticker}: negative size {size!r} at price {price!r}")
+        return out
 
     def truncate(self, depth: int) -> None:
         """Keep only the best `depth` levels of each side (Kraken: levels beyond the subscribed depth go)."""
