@@ -253,9 +253,12 @@ class UnsupportedExchangeError(ValueError):
 
 
 def _verifier(exchange: str) -> Callable[[Session], VerifyReport]:
-    from marketlake.verify_registry import VERIFIERS as MORE  # OKX, Bybit, Coinbase; imported late: it builds on this module
+    # Imported late: they build on this module.
+    from marketlake.verify_huobi_gateio import VERIFIERS as HUOBI_GATEIO
+    from marketlake.verify_kucoin_bitfinex import VERIFIERS as KUCOIN_BITFINEX
+    from marketlake.verify_registry import VERIFIERS as OKX_BYBIT_COINBASE
 
-    verifiers = {**VERIFIERS, **MORE}
+    verifiers = {**VERIFIERS, **OKX_BYBIT_COINBASE, **HUOBI_GATEIO, **KUCOIN_BITFINEX}
     try:
         return verifiers[exchange.upper()]
     except KeyError:

@@ -20,14 +20,10 @@ from marketlake.recordings import RecordKind, Session, read_session
 from marketlake.verify_book import VerifyReport, verify_session
 from marketlake.verify_registry import StableTopCheck
 
-KEYS = ("frames", "updates_applied", "resyncs", "gaps", "checksum_checked", "checksum_failures", "bbo_checked",
-        "bbo_mismatches", "crossed_books", "unsynced_books")
+from .book_fixtures import counts
+
 LINEAR_BTC = "BYBIT:BTC/USDTPERP"
 
-
-def counts(report: VerifyReport) -> str:
-    d = report.to_dict()
-    return json.dumps({k: d[k] for k in KEYS})
 
 
 @pytest.fixture(scope="module")

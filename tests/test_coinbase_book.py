@@ -19,14 +19,10 @@ from marketlake.cli import app
 from marketlake.recordings import Record, RecordKind, Session, read_session
 from marketlake.verify_book import VerifyReport, verify_session
 
-KEYS = ("frames", "updates_applied", "resyncs", "gaps", "checksum_checked", "checksum_failures", "bbo_checked",
-        "bbo_mismatches", "crossed_books", "unsynced_books")
+from .book_fixtures import counts
+
 BTC, ETH = "COINBASE:BTC/USD", "COINBASE:ETH/USD"
 
-
-def counts(report: VerifyReport) -> str:
-    d = report.to_dict()
-    return json.dumps({k: d[k] for k in KEYS})
 
 
 @pytest.fixture(scope="module")

@@ -20,13 +20,7 @@ from marketlake.cli import app
 from marketlake.recordings import RecordKind, Session, read_session
 from marketlake.verify_book import VerifyReport, verify_session
 
-KEYS = ("frames", "updates_applied", "resyncs", "gaps", "checksum_checked", "checksum_failures", "bbo_checked",
-        "bbo_mismatches", "crossed_books", "unsynced_books")
-
-
-def counts(report: VerifyReport) -> str:
-    d = report.to_dict()
-    return json.dumps({k: d[k] for k in KEYS})
+from .book_fixtures import counts
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,6 @@
 """`marketlake sidecar` as a user runs it: replay servers, relay and live process come up, the health report
-shows every exchange streaming (the five of the default tickers), a subscriber gets ticks, and SIGINT stops every process (their ports close)."""
+shows every exchange streaming (the five of the default tickers), a subscriber gets ticks, and SIGINT stops
+every process (their ports close)."""
 
 from __future__ import annotations
 
