@@ -74,9 +74,14 @@ class OrderBook:
         self.update_id = 0
 
     def apply_snapshot(self, bids: Iterable[Sequence[str]], asks: Iterable[Sequence[str]], update_id: int = 0) -> None:
-        """Replace the whole book with the snapshot's levels ([price, size, ...] each) at update_id."""
+        """Replace the whole book with the snapshot's levels ([price, size, ...] each) at update_id.
+
+        All or nothing: a malformed level (BookError) leaves the book as it was.
+        """
+        changes = self._read_side(self._bids, bids)
+        changes += self._read_side(self._asks, asks)
         self.clear()
-        self.apply_delta(bids, asks)
+        self._apply(changes)
         self.update_id = update_id
 
     def apply_delta(self, bids: Iterable[Sequence[str]], asks: Iterable[Sequence[str]]) -> int:
@@ -86,6 +91,10 @@ class OrderBook:
         """
         changes = self._read_side(self._bids, bids)
         changes += self._read_side(self._asks, asks)
+        self._apply(changes)
+        return len(changes)
+
+    def _apply(self, changes: list[_Change]) -> None:
         for side, key, level in changes:
             if level is None:
                 if key in side:
@@ -96,7 +105,6 @@ class OrderBook:
                 side[key] = level
         if self.depth_limit is not None:
             self.truncate(self.depth_limit)
-        return len(changes)
 
     def set_level(self, is_bid: bool, price: str, size: str) -> None:
         """Set one level to the exchange's size string; a zero size deletes it (absent is fine)."""

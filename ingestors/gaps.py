@@ -22,6 +22,7 @@ class GapHow(StrEnum):
     SEQUENCE_JUMP = "sequence_jump"  # an update's first id is past the book's last id + 1
     CHECKSUM_MISMATCH = "checksum_mismatch"  # the exchange's checksum disagrees with our book
     RECONNECT = "reconnect"  # the connection dropped while the book was live
+    UNREADABLE = "unreadable"  # a book message of a live book could not be read: what it changed is lost
 
 
 @dataclass(frozen=True, slots=True)

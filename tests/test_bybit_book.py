@@ -163,7 +163,8 @@ def test_tickers_deltas_merge_into_the_top_of_book_and_spot_tickers_have_none() 
 
 @pytest.mark.parametrize("frame,message", [
     ("{", "not JSON"),
-    ('{"topic":"orderbook.200.BTCUSDT","type":"delta","data":{"b":[["1"]],"a":[],"u":2,"seq":3}}', "malformed Bybit"),
+    ('{"topic":"orderbook.200.BTCUSDT","type":"delta","data":{"b":[["1"]],"a":[],"u":2,"seq":3}}',
+     r"BTCUSDT orderbook.200: unreadable delta \(BookError: .*malformed level \['1'\]\)"),
     ('{"topic":"orderbook.7.BTCUSDT","type":"snapshot","data":{"b":[],"a":[],"u":1,"seq":1}}', "no orderbook depth 7"),
     ('{"topic":"orderbook.200.BTCUSDT","type":"partial","data":{"b":[],"a":[],"u":2,"seq":3}}', "unknown orderbook"),
 ])
@@ -205,3 +206,16 @@ def test_the_top_of_book_rule_compares_only_where_the_book_cannot_have_changed()
     check.on_book(41, 50, Level("1", "9"), Level("2.5", "1"))
     assert (check.checked, check.unstable, check.uncomparable) == (2, 1, 1)
     assert len(check.mismatches) == 1 and check.mismatches[0].startswith("ticker at 35: bid/ask 1/3, our book 1/2.5")
+
+
+def test_an_unreadable_message_costs_the_book_a_gap_when_it_was_synced_and_always_a_new_snapshot() -> None:
+    books = BybitBooks("linear")
+    msg = '{"topic":"orderbook.200.%s","type":"snapshot","data":{"s":"%s","b":%s,"a":[],"u":%d,"seq":1}}'
+    books.on_frame(msg % ("BTCUSDT", "BTCUSDT", '[["100","1"]]', 7), 0)
+    for symbol in ("BTCUSDT", "ETHUSDT"):  # synced, and never synced
+        with pytest.raises(BybitParseError, match=f"{symbol} orderbook.200: unreadable snapshot"):
+            books.on_frame(msg % (symbol, symbol, '[["x","1"]]', 8), 5)
+    btc, eth = books.books["orderbook.200.BTCUSDT"], books.books["orderbook.200.ETHUSDT"]
+    assert [(g.how, g.last_seen, g.detected_at_ns) for g in btc.gaps] == [("unreadable", 7, 5)] and not btc.synced
+    assert eth.gaps == [] and not eth.synced and not btc.book
+    assert sorted(books.wanting_resubscribe()) == ["orderbook.200.BTCUSDT", "orderbook.200.ETHUSDT"]

@@ -191,7 +191,7 @@ def test_tickers_carry_the_top_of_book_and_other_messages_are_not_book() -> None
 @pytest.mark.parametrize("frame,message", [
     ("{", "not JSON"),
     ('{"arg":{"channel":"books","instId":"BTC-USDT"},"action":"update","data":[{"bids":[["1"]],"asks":[]}]}',
-     "malformed OKX push"),
+     r"BTC-USDT books: unreadable update \(BookError: .*malformed level \['1'\]\)"),
     ('{"arg":{"channel":"books","instId":"BTC-USDT"},"action":"partial","data":[{"bids":[],"asks":[]}]}',
      "unknown book action 'partial'"),
     ('{"arg":{"channel":"books","instId":"btc_usdt"},"action":"snapshot","data":[{"bids":[],"asks":[]}]}',
@@ -211,3 +211,16 @@ def test_instrument_names_become_project_tickers() -> None:
     assert ticker_for("BTC-USD-220514-22000-C") == "OKX:BTC/USD22051422000C"
     with pytest.raises(OkxSymbolError, match="BTCUSDT"):
         ticker_for("BTCUSDT")
+
+
+def test_an_unreadable_push_costs_the_book_a_gap_when_it_was_synced_and_always_a_new_snapshot() -> None:
+    books = OkxBooks()
+    push = '{"arg":{"channel":"books","instId":"%s"},"action":"snapshot","data":[{"bids":%s,"asks":[]}]}'
+    books.on_frame(push % ("BTC-USDT", '[["100","1"]]'), 0)
+    for inst in ("BTC-USDT", "ETH-USDT"):  # synced, and never synced
+        with pytest.raises(OkxParseError, match=f"{inst} books: unreadable snapshot"):
+            books.on_frame(push % (inst, '[["x","1"]]'), 5)
+    btc, eth = books.books[("books", "BTC-USDT")], books.books[("books", "ETH-USDT")]
+    assert [(g.how, g.detected_at_ns) for g in btc.gaps] == [("unreadable", 5)] and not btc.synced and not btc.book
+    assert eth.gaps == [] and not eth.synced
+    assert sorted(books.wanting_resubscribe()) == [("books", "BTC-USDT"), ("books", "ETH-USDT")]

@@ -206,7 +206,7 @@ def test_bad_frames_raise_frame_parse_errors_and_a_disconnect_is_a_gap_for_each_
         push = {"arg": {"channel": "books", "instId": inst_id(ticker)}, "action": "snapshot",
                 "data": [{k: v for k, v in rec.books[ticker][0].items() if k != "action"}]}
         assert [type(e) for e in adapter.on_frame(orjson.dumps(push), 0)] == [BookUpdate]
-    causes = []
+    causes, carried = [], []
     for frame in (replay_for("OKX").malformed, "[1,2]", '{"event":"error","code":"60018","msg":"Wrong URL or channel"}',
                   '{"arg":{"channel":"trades","instId":"BTC-USDT"},"data":[{"px":"1"}]}',
                   '{"arg":{"channel":"books","instId":"BTC-USDT"},"action":"update","data":[{"bids":[["x","1"]]}]}',
@@ -214,13 +214,17 @@ def test_bad_frames_raise_frame_parse_errors_and_a_disconnect_is_a_gap_for_each_
         with pytest.raises(FrameParseError) as exc:
             adapter.on_frame(frame, 0)
         causes.append(exc.value.cause)
+        carried += exc.value.events
     assert causes == ["json", "schema", "subscription_error", "schema", "schema", "unknown_channel"]
-    assert adapter.outgoing() == []  # a bad update of a synced book: its next checksum or prevSeqId tells
+    # A bad update of a synced book: what it changed is lost, so a gap at once and only that instId resubscribes.
+    assert [(g.ticker, g.how) for g in carried if isinstance(g, StreamGap)] == [(TICKERS[0], "unreadable")]
+    btc = {"channel": "books", "instId": inst_id(TICKERS[0])}
+    assert [orjson.loads(f) for f in adapter.outgoing()] == [{"op": op, "args": [btc]} for op in ("unsubscribe", "subscribe")]
     with pytest.raises(FrameParseError):  # an unreadable snapshot: that book subscribes again for another one
         adapter.on_frame('{"arg":{"channel":"books","instId":"BTC-USD-220527"},"action":"snapshot","data":[{}]}', 0)
     arg = {"channel": "books", "instId": "BTC-USD-220527"}
     assert [orjson.loads(f) for f in adapter.outgoing()] == [{"op": op, "args": [arg]} for op in ("unsubscribe", "subscribe")]
     gaps = adapter.on_disconnect(7)
     assert [(g.ticker, g.how, g.detected_at_ns) for g in gaps if isinstance(g, StreamGap)] == [
-        (t, "reconnect", 7) for t in TICKERS[:2]] and len(gaps) == 2
+        (TICKERS[1], "reconnect", 7)] and len(gaps) == 1  # the first lost its book already
     assert adapter.on_connect(8) == [] and not adapter.books.books and adapter.outgoing() == []

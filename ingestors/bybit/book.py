@@ -71,6 +71,7 @@ class BybitBookStats:
     ignored_old: int = 0
     skipped: int = 0
     resyncs: int = 0
+    unreadable: int = 0  # messages that could not be read (each costs the book a fresh snapshot)
 
 
 class BybitBook:
@@ -90,7 +91,19 @@ class BybitBook:
 
     @property
     def wants_resubscribe(self) -> bool:
-        return not self.synced and self.stats.snapshots > 0
+        return not self.synced and self.stats.snapshots + self.stats.unreadable > 0
+
+    def _unreadable(self, recv_ns: int, what: str, exc: Exception) -> BybitParseError:
+        """A message this book cannot read: a synced book has lost what it changed (a gap); either way it needs a
+        fresh snapshot. Returns the error to raise."""
+        self.stats.unreadable += 1
+        detail = f"{self.symbol} orderbook.{self.depth}: unreadable {what} ({type(exc).__name__}: {exc})"
+        if self.synced:
+            self._lose_sync(GapEvent(EXCHANGE, self.ticker, recv_ns, GapHow.UNREADABLE, last_seen=self.book.update_id,
+                                     first_missing=self.book.update_id + 1, detail=detail))
+        else:
+            self.book.clear()
+        return BybitParseError(detail)
 
     def on_message(self, kind: str, data: Mapping[str, Any], recv_ns: int) -> Outcome:
         """One orderbook message: kind is its "type" ("snapshot" | "delta"), data its "data" object."""
@@ -99,9 +112,8 @@ class BybitBook:
             restart = self.synced and u == RESTART_UPDATE_ID
             try:
                 self.book.apply_snapshot(data["b"], data["a"], u)
-            except BookError:
-                self.synced = False
-                raise
+            except (BookError, KeyError, TypeError) as exc:
+                raise self._unreadable(recv_ns, "snapshot", exc) from None
             self.synced = True
             self.stats.snapshots += 1
             self._advance(seq)
@@ -126,7 +138,10 @@ class BybitBook:
         if u <= last:
             self.stats.ignored_old += 1
             return Outcome.IGNORED_OLD
-        self.book.apply_delta(data["b"], data["a"])  # all or nothing (BookError)
+        try:
+            self.book.apply_delta(data["b"], data["a"])  # all or nothing
+        except (BookError, KeyError, TypeError) as exc:
+            raise self._unreadable(recv_ns, "delta", exc) from None
         self.book.update_id = u
         self._advance(seq)
         self.stats.updates_applied += 1
@@ -136,7 +151,8 @@ class BybitBook:
         self.prev_cross_seq, self.cross_seq = self.cross_seq, seq
 
     def _lose_sync(self, gap: GapEvent) -> None:
-        log.warning("%s: resubscribing this topic only", gap.detail)
+        if gap.how != GapHow.RECONNECT:  # a lost connection resubscribes everything
+            log.warning("%s: resubscribing this topic only", gap.detail)
         self.stats.resyncs += 1
         self.gaps.append(gap)
         self.book.clear()
@@ -204,7 +220,8 @@ class BybitBooks:
         top = self._tops.get(symbol, {})
         if not changed or len(top) < len(TICKER_BBO_FIELDS):
             return Outcome.NOT_BOOK
-        self.ticker = BybitTicker(symbol, int(msg["cs"]), int(msg["ts"]), *(top[k] for k in TICKER_BBO_FIELDS))
+        # "cs" (cross sequence) is documented for spot/linear/inverse tickers; 0 where a category sends none
+        self.ticker = BybitTicker(symbol, int(msg.get("cs") or 0), int(msg["ts"]), *(top[k] for k in TICKER_BBO_FIELDS))
         return Outcome.TICKER
 
     def wanting_resubscribe(self) -> list[str]:

@@ -26,7 +26,7 @@ import orjson
 
 from ingestors.bybit.book import BybitBook, BybitBooks, BybitParseError, Outcome
 from ingestors.bybit.config import BOOK_DEPTHS, EXCHANGE, PERPETUAL_QUOTE_SUFFIX, category_for_url
-from ingestors.gaps import stream_gap
+from ingestors.gaps import GapEvent, stream_gap
 from ingestors.live.adapter import FrameParseError, KeepAlive, LiveEvent, SnapshotRequest
 from live_relay.messages import BookLevel, BookUpdate, Tick, TopOfBook
 from live_relay.topics import parse_ticker
@@ -67,8 +67,10 @@ class BybitLive:
         self.symbols = list(self.instruments)
         self.keepalive = KeepAlive(ping_interval_s=20.0, ping_frame=orjson.dumps({"op": "ping"}).decode(),
                                    pong_timeout_s=10.0, max_lifetime_s=None)  # fmt: skip
-        self.books = BybitBooks(self.category, instruments=self.instruments)
+        self._gaps: list[GapEvent] = []  # recorded by the books (BybitBooks on_gap), sent with the frame's events
+        self.books = BybitBooks(self.category, instruments=self.instruments, on_gap=self._gaps.append)
         self._outgoing: list[str] = []
+        self._resubscribing: set[str] = set()  # orderbook topics asked for a new snapshot
 
     def ws_url(self) -> str:
         return self.url
@@ -82,12 +84,20 @@ class BybitLive:
         return self._frames("subscribe", topics)
 
     def on_connect(self, recv_ns: int) -> list[LiveEvent]:
-        self.books = BybitBooks(self.category, instruments=self.instruments)  # every book starts from its snapshot
+        # every book starts from its snapshot
+        self.books = BybitBooks(self.category, instruments=self.instruments, on_gap=self._gaps.append)
         self._outgoing.clear()
+        self._resubscribing.clear()
         return []
 
     def on_disconnect(self, recv_ns: int) -> list[LiveEvent]:
-        return [stream_gap(g) for g in self.books.on_disconnect(recv_ns)]
+        self.books.on_disconnect(recv_ns)
+        return self._drain_gaps()
+
+    def _drain_gaps(self) -> list[LiveEvent]:
+        gaps: list[LiveEvent] = [stream_gap(g) for g in self._gaps]
+        self._gaps.clear()
+        return gaps
 
     def is_pong(self, data: str | bytes) -> bool:
         raw = data.encode() if isinstance(data, str) else data
@@ -118,7 +128,9 @@ class BybitLive:
                 book, outcome = self.books.on_frame(data, recv_ns)
                 return self._book(book, outcome, msg, recv_ns)
         except BybitParseError as exc:
-            raise FrameParseError("schema", str(exc)) from None
+            for lost in self.books.wanting_resubscribe():  # an unreadable book message: that book needs a new snapshot
+                self._resubscribe(lost)
+            raise FrameParseError("schema", str(exc), self._drain_gaps()) from None
         except (KeyError, IndexError, TypeError, ValueError) as exc:
             raise FrameParseError("schema", f"{topic}: {type(exc).__name__} {exc}") from None
         raise FrameParseError("unknown_channel", topic)
@@ -131,16 +143,22 @@ class BybitLive:
         if book is None:
             return []
         if outcome is Outcome.GAP:
-            topic = [f"orderbook.{book.depth}.{book.symbol}"]
-            self._outgoing += self._frames("unsubscribe", topic) + self._frames("subscribe", topic)
-            return [stream_gap(book.gaps[-1])]
+            self._resubscribe(f"orderbook.{book.depth}.{book.symbol}")
+            return self._drain_gaps()
         if outcome not in (Outcome.SNAPSHOT, Outcome.RESTART, Outcome.APPLIED):
             return []  # IGNORED_OLD, SKIPPED (waiting for the snapshot)
         snapshot = outcome is not Outcome.APPLIED  # a snapshot goes out as the book kept (at most `depth` a side)
+        if snapshot:
+            self._resubscribing.discard(f"orderbook.{book.depth}.{book.symbol}")
         bids, asks = (book.book.bids(), book.book.asks()) if snapshot else (msg["data"]["b"], msg["data"]["a"])
         return [BookUpdate(ticker=book.ticker, snapshot=snapshot, bids=_levels(bids), asks=_levels(asks),
                            exchange_time_ns=int(msg.get("ts") or 0) * _MS, receive_time_ns=recv_ns,
                            update_id=book.book.update_id, sequence=book.cross_seq)]  # fmt: skip
+
+    def _resubscribe(self, topic: str) -> None:
+        if topic not in self._resubscribing:
+            self._resubscribing.add(topic)
+            self._outgoing += self._frames("unsubscribe", [topic]) + self._frames("subscribe", [topic])
 
     def snapshot_requests(self) -> Sequence[SnapshotRequest]:
         return ()  # snapshots come in-stream

@@ -26,10 +26,11 @@ LiveEvent = Tick | BookUpdate | TopOfBook | StreamGap
 class FrameParseError(ValueError):
     """A received frame that is not what the exchange documents; counted and skipped, never fatal."""
 
-    def __init__(self, cause: str, detail: str) -> None:
+    def __init__(self, cause: str, detail: str, events: Sequence[LiveEvent] = ()) -> None:
         super().__init__(f"{cause}: {detail}")
         self.cause = cause  # short, countable (e.g. "json", "schema", "unknown_channel")
         self.detail = detail
+        self.events = list(events)  # what the frame still caused: the gap of a live book it made unreadable
 
 
 @dataclass(frozen=True, slots=True)

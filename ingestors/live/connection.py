@@ -231,6 +231,8 @@ class LiveConnection:
             events = self.adapter.on_frame(data, time.time_ns())
         except FrameParseError as exc:
             self._malformed(exc.cause, exc.detail, data)
+            if exc.events:  # a live book the frame broke: its consumers must hear of the gap
+                await self._deliver(exc.events)
             return
         except Exception as exc:  # a frame our parser did not expect: counted and skipped, never fatal
             self._malformed(f"error:{type(exc).__name__}", str(exc), data)

@@ -93,6 +93,7 @@ class OkxBookStats:
     checksum_failures: int = 0
     skipped: int = 0
     resyncs: int = 0
+    unreadable: int = 0  # pushes that could not be read (each costs the book a fresh snapshot)
 
 
 class OkxBook:
@@ -114,14 +115,25 @@ class OkxBook:
     @property
     def wants_resubscribe(self) -> bool:
         """True when the live client should unsubscribe and subscribe this instId again (a fresh snapshot)."""
-        return not self.synced and self.stats.snapshots > 0
+        return not self.synced and self.stats.snapshots + self.stats.unreadable > 0
+
+    def _unreadable(self, recv_ns: int, what: str, exc: Exception) -> OkxParseError:
+        """A push this book cannot read: a synced book has lost what it changed (a gap); either way it needs a
+        fresh snapshot. Returns the error to raise."""
+        self.stats.unreadable += 1
+        detail = f"{self.inst_id} {self.channel}: unreadable {what} ({type(exc).__name__}: {exc})"
+        if self.synced:
+            self._gap(GapEvent(EXCHANGE, self.ticker, recv_ns, GapHow.UNREADABLE, last_seen=self.seq_id, detail=detail),
+                      Outcome.SEQUENCE_GAP)
+        else:
+            self.book.clear()
+        return OkxParseError(detail)
 
     def on_snapshot(self, data: Mapping[str, Any], recv_ns: int) -> Outcome:
         try:
             self.book.apply_snapshot(data["bids"], data["asks"])
-        except BookError:
-            self.synced = False  # the old book is gone and the new one unreadable
-            raise
+        except (BookError, KeyError, TypeError) as exc:
+            raise self._unreadable(recv_ns, "snapshot", exc) from None
         self.synced = True
         self.stats.snapshots += 1
         self.seq_id = _optional_int(data.get("seqId"))
@@ -142,7 +154,10 @@ class OkxBook:
                     next_received=seq_id, detail=f"{self.inst_id} {self.channel}: prevSeqId {prev_seq_id} does not "
                                                  f"continue the book's seqId {self.seq_id}"), Outcome.SEQUENCE_GAP)
             self.stats.no_change += prev_seq_id == seq_id
-        self.book.apply_delta(data["bids"], data["asks"])  # all or nothing (BookError)
+        try:
+            self.book.apply_delta(data["bids"], data["asks"])  # all or nothing
+        except (BookError, KeyError, TypeError) as exc:
+            raise self._unreadable(recv_ns, "update", exc) from None
         self.seq_id = seq_id
         self.book.update_id = seq_id or 0
         self.prev_ts_ms, self.ts_ms = self.ts_ms, int(data.get("ts", self.ts_ms))
@@ -165,7 +180,8 @@ class OkxBook:
                          Outcome.CHECKSUM_FAILED)
 
     def _gap(self, gap: GapEvent, outcome: Outcome) -> Outcome:
-        log.warning("%s: resubscribing this instId only", gap.detail)
+        if gap.how != GapHow.RECONNECT:  # a lost connection resubscribes everything
+            log.warning("%s: resubscribing this instId only", gap.detail)
         self.stats.resyncs += 1
         self.gaps.append(gap)
         self.book.clear()

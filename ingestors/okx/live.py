@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from ingestors.gaps import stream_gap
+from ingestors.gaps import GapEvent, stream_gap
 from ingestors.live.adapter import FrameParseError, KeepAlive, LiveEvent, SnapshotRequest
 from ingestors.okx.book import OkxBook, OkxBooks, OkxParseError, Outcome
 from ingestors.okx.config import (
@@ -51,7 +51,8 @@ class OkxLive:
         self.inst_ids = [inst_id(t) for t in tickers]
         self.url = ws_url
         self.keepalive = KeepAlive(ping_interval_s=20.0, ping_frame="ping", pong_timeout_s=10.0, max_lifetime_s=None)
-        self.books = OkxBooks()
+        self._gaps: list[GapEvent] = []  # recorded by the books (OkxBooks on_gap), sent with the frame's events
+        self.books = OkxBooks(on_gap=self._gaps.append)
         self._outgoing: list[str] = []
         self._resubscribing: set[tuple[str, str]] = set()  # (channel, instId) asked for a new snapshot
 
@@ -66,13 +67,19 @@ class OkxLive:
                                           for i in self.inst_ids])]  # fmt: skip
 
     def on_connect(self, recv_ns: int) -> list[LiveEvent]:
-        self.books = OkxBooks()  # a new connection starts every book from its snapshot
+        self.books = OkxBooks(on_gap=self._gaps.append)  # a new connection starts every book from its snapshot
         self._outgoing.clear()
         self._resubscribing.clear()
         return []
 
     def on_disconnect(self, recv_ns: int) -> list[LiveEvent]:
-        return [stream_gap(g) for g in self.books.on_disconnect(recv_ns)]
+        self.books.on_disconnect(recv_ns)
+        return self._drain_gaps()
+
+    def _drain_gaps(self) -> list[LiveEvent]:
+        gaps: list[LiveEvent] = [stream_gap(g) for g in self._gaps]
+        self._gaps.clear()
+        return gaps
 
     def is_pong(self, data: str | bytes) -> bool:
         return data in ("pong", b"pong")
@@ -105,9 +112,9 @@ class OkxLive:
             book, outcome = self.books.on_frame(data, recv_ns)
         except OkxParseError as exc:
             lost = self.books.books.get((str(channel), str(arg.get("instId")))) if isinstance(arg, dict) else None
-            if lost is not None and not lost.synced:  # an unreadable snapshot: the book needs another one
+            if lost is not None and lost.wants_resubscribe:  # an unreadable push: the book needs a new snapshot
                 self._resubscribe(lost)
-            raise FrameParseError("schema", str(exc)) from None
+            raise FrameParseError("schema", str(exc), self._drain_gaps()) from None
         if outcome is Outcome.TICKER and self.books.ticker is not None:
             t = self.books.ticker
             return [TopOfBook(ticker=ticker_for(t.inst_id), bid_price=t.bid_price, bid_size=t.bid_size,
@@ -128,7 +135,7 @@ class OkxLive:
     def _book(self, book: OkxBook, outcome: Outcome, msg: dict[str, Any], recv_ns: int) -> list[LiveEvent]:
         if outcome in (Outcome.SEQUENCE_GAP, Outcome.CHECKSUM_FAILED):
             self._resubscribe(book)
-            return [stream_gap(book.gaps[-1])]
+            return self._drain_gaps()
         if outcome not in (Outcome.SNAPSHOT, Outcome.APPLIED):
             return []  # an update while the book waits for its new snapshot
         self._resubscribing.discard((book.channel, book.inst_id))
