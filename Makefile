@@ -9,12 +9,16 @@ setup:
 run: setup
 	$(VENV)/marketlake run
 
+# The suite's own temporary directory (pytest empties it first): pytest's default under /tmp keeps only the
+# newest three runs' directories, so a second pytest on the machine could delete a running suite's broker data.
+TEST_TMP := .marketlake/test-tmp
+
 TYPED := marketlake live_relay ingestors orchestration assets sensors resources bench
 
 test: setup
 	$(VENV)/ruff check .
 	$(VENV)/mypy $(TYPED)
-	$(VENV)/pytest -q tests
+	$(VENV)/pytest -q tests --basetemp=$(TEST_TMP)
 
 demo: setup
 	$(VENV)/marketlake demo

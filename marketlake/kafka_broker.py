@@ -140,10 +140,11 @@ class KafkaBroker:
         props = self._properties()
         if not (self.data_dir / "logs" / "meta.properties").exists():
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-            subprocess.run(
-                self._java("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props)),
-                check=True, capture_output=True,
-            )  # fmt: skip
+            fmt = subprocess.run(self._java("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props)),
+                                 capture_output=True, text=True)  # fmt: skip
+            if fmt.returncode != 0:
+                raise KafkaSetupError(f"formatting the broker's storage in {self.data_dir} failed "
+                                       f"(exit {fmt.returncode}): {(fmt.stderr or fmt.stdout).strip()[-2000:]}")
         log_fh = self.log_file.open("ab")
         self.process = subprocess.Popen(
             self._java("kafka.Kafka", str(props)), stdout=log_fh, stderr=subprocess.STDOUT, start_new_session=True
