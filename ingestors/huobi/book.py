@@ -15,6 +15,7 @@ prices and sizes are JSON numbers, kept as their exact text ("9.121E-7" stays "9
 from __future__ import annotations
 
 import gzip
+import zlib
 import json
 import logging
 from collections import deque
@@ -82,7 +83,7 @@ def decode_frame(data: bytes | str) -> str:
         return data
     try:
         return gzip.decompress(data).decode()
-    except (OSError, EOFError, UnicodeDecodeError) as exc:
+    except (OSError, EOFError, UnicodeDecodeError, zlib.error) as exc:
         raise HuobiParseError(f"binary frame that is not gzip-compressed text ({exc}): {data[:60]!r}") from None
 
 
