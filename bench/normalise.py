@@ -6,11 +6,15 @@ For each exchange and each implementation, the same recorded websocket frames (r
   cryptofeed: its exchange's message_handler -> Trade -> an async no-op callback; ccxt.pro: json.loads ->
   exchange.handle_message -> its trade dict in the ArrayCache);
 - depth frames/s: text -> decoded -> applied to the implementation's own local book (sync rules included);
-- book updates/s: already-decoded diff events applied to the book (no JSON decoding): diffs/s and levels/s.
+- book updates/s: already-decoded diff events applied to the book (no JSON decoding): diffs/s and levels/s;
+- the same with the best bid and ask read after every diff (what a consumer of the top pays: cryptofeed's
+  order_book sorts lazily, on access).
 
-Books start from the recorded REST snapshot; every implementation sees the frames in recorded order. No
-network: cryptofeed's and ccxt's symbol tables come from the replay server's exchangeInfo (loaded before
-timing), cryptofeed's snapshot is set directly where its _snapshot would have fetched it.
+Binance: books start from the recorded REST snapshot; cryptofeed's and ccxt's symbol tables come from the replay
+server's exchangeInfo (loaded before timing), cryptofeed's snapshot is set directly where its _snapshot would have
+fetched it. OKX, Kraken, Bybit, Coinbase (bench/normalise_cases.py): books start from their in-stream snapshot,
+symbol tables from the recorded instruments answers. Every implementation sees the frames in recorded order, and
+the books of all three must end equal (top 20 levels) before their book rows are timed. No network.
 
 Run: .venv/bin/python -m bench.normalise [--repeat 5] [--write bench/RESULTS.md]
 """
@@ -20,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import platform
 import time
 from collections.abc import Callable
@@ -30,6 +35,7 @@ from typing import Any
 import orjson
 
 from bench.common import write_section
+from bench.normalise_cases import CASES, StreamCase
 from ingestors.binance.depth_sync import BinanceBooks, parse_depth_event
 from ingestors.binance.parse import parse_agg_trade, parse_combined_frame
 from ingestors.binance.recording import Recording, load_recordings
@@ -39,10 +45,19 @@ from marketlake.settings import get_settings
 HEADING = "## Normalisation throughput vs cryptofeed and ccxt (issue 3)"
 
 
+TRADES, DEPTH, BOOK, BBO = ("trade frames/s", "depth frames/s (text to book)", "book diffs/s (decoded events)",
+                           "book diffs/s + best bid/ask read each diff")
+COINBASE_DEPTH = ("COINBASE depth frames: every frame of the connection from the first level2 snapshot on — the "
+                  "l2_data frames and the ticker, market_trades, heartbeats and candles frames between them, as "
+                  "Advanced Trade numbers all channels of a connection together (sequence_num) and our adapter "
+                  "checks that sequence (fed the l2_data frames alone it would see gaps and resync).")
+Impl = tuple[Callable[[], Any], Callable[[Any], Any]]  # (setup, timed run(state) -> items)
+
+
 @dataclass
 class Row:
     exchange: str
-    measure: str  # "trade frames/s", "depth frames/s", "book diffs/s"
+    measure: str  # TRADES, DEPTH, BOOK, BBO
     items: int
     ours: float  # items per second
     cryptofeed: float | None
@@ -63,6 +78,20 @@ async def _best(setup: Callable[[], Any], run: Callable[[Any], Any], repeat: int
 
 async def _maybe(x: Any) -> Any:
     return await x if asyncio.iscoroutine(x) else x
+
+
+async def timed_rows(exchange: str, measures: list[tuple[str, list[Impl | None], int]], repeat: int) -> list[Row]:
+    """Each measure's (ours, cryptofeed, ccxt) implementations timed (None: n/a); all must count the same items."""
+    rows = []
+    for measure, impls, levels in measures:
+        timed = [None if impl is None else await _best(*impl, repeat) for impl in impls]
+        counts = {t[0] for t in timed if t is not None}
+        assert len(counts) == 1, (exchange, measure, timed)
+        n = counts.pop()
+        ours, cf, cx = (None if t is None else n / t[1] for t in timed)
+        assert ours is not None
+        rows.append(Row(exchange, measure, n, ours, cf, cx, levels))
+    return rows
 
 
 # Binance ------------------------------------------------------------------------------------------------
@@ -104,9 +133,12 @@ class _BinanceCase:
             books.on_depth_event(parse_combined_frame(text)[1], 0)
         return len(self.depth)
 
-    def ours_book(self, books: BinanceBooks) -> int:
+    def ours_book(self, books: BinanceBooks, bbo: bool = False) -> int:
         for d in self.depth_data:
             books.on_depth_event(d, 0)
+            if bbo:
+                book = books.sync_for(d["s"]).book
+                book.best_bid(), book.best_ask()
         return len(self.depth_data)
 
     # cryptofeed 2.4.x: Binance.message_handler (yapic json, Decimal) -> _trade / _book -> callbacks
@@ -137,9 +169,13 @@ class _BinanceCase:
             await feed.message_handler(text, None, 0.0)
         return len(texts)
 
-    async def cf_book(self, feed: Any) -> int:
+    async def cf_book(self, feed: Any, bbo: bool = False) -> int:
+        std = {s: feed.exchange_symbol_to_std_symbol(s) for s in self.recs}
         for d in self.depth_data:
             await feed._book(d, d["s"], 0.0)
+            if bbo:
+                book = feed._l2_book[std[d["s"]]].book
+                book.bids.index(0), book.asks.index(0)
         return len(self.depth_data)
 
     # ccxt.pro: json.loads -> binance.handle_message -> handle_trade / handle_order_book (its sync rules)
@@ -166,10 +202,14 @@ class _BinanceCase:
             ex.handle_message(client, json.loads(text))
         return len(texts)
 
-    def ccxt_book(self, state: tuple[Any, Any]) -> int:
+    def ccxt_book(self, state: tuple[Any, Any], bbo: bool = False) -> int:
         ex, client = state
+        symbols = {s: ex.safe_market(s, None, None, "spot")["symbol"] for s in self.recs}
         for d in self.depth_data:
             ex.handle_order_book(client, d)
+            if bbo:
+                ob = ex.orderbooks[symbols[d["s"]]]
+                ob["bids"][0], ob["asks"][0]
         return len(self.depth_data)
 
 
@@ -222,25 +262,51 @@ async def bench_binance(data_dir: Path, repeat: int) -> list[Row]:
         info = httpx.get(f"{base}/api/v3/exchangeInfo", timeout=30).json()
         markets = await _ccxt_markets(base)
     c = _BinanceCase(recs, info, markets)
-    measures: list[tuple[str, list[tuple[Callable[[], Any], Callable[[Any], Any]]]]] = [
-        ("trade frames/s", [(lambda: c.trades, c.ours_trades), (c.cf_feed, lambda f: c.cf_frames(f, c.trades)),
-                            (c.ccxt_ex, lambda x: c.ccxt_frames(x, c.trades))]),
-        ("depth frames/s (text to book)", [(c.our_books, c.ours_depth),
-                                           (lambda: c.cf_feed(True), lambda f: c.cf_frames(f, c.depth)),
-                                           (lambda: c.ccxt_ex(True), lambda x: c.ccxt_frames(x, c.depth))]),
-        ("book diffs/s (decoded events)", [(c.our_books, c.ours_book), (lambda: c.cf_feed(True), c.cf_book),
-                                           (lambda: c.ccxt_ex(True), c.ccxt_book)]),
+    measures: list[tuple[str, list[Impl | None], int]] = [
+        (TRADES, [(lambda: c.trades, c.ours_trades), (c.cf_feed, lambda f: c.cf_frames(f, c.trades)),
+                  (c.ccxt_ex, lambda x: c.ccxt_frames(x, c.trades))], 0),
+        (DEPTH, [(c.our_books, c.ours_depth), (lambda: c.cf_feed(True), lambda f: c.cf_frames(f, c.depth)),
+                 (lambda: c.ccxt_ex(True), lambda x: c.ccxt_frames(x, c.depth))], c.levels),
+        (BOOK, [(c.our_books, c.ours_book), (lambda: c.cf_feed(True), c.cf_book),
+                (lambda: c.ccxt_ex(True), c.ccxt_book)], c.levels),
+        (BBO, [(c.our_books, lambda b: c.ours_book(b, True)), (lambda: c.cf_feed(True), lambda f: c.cf_book(f, True)),
+               (lambda: c.ccxt_ex(True), lambda x: c.ccxt_book(x, True))], c.levels),
     ]
     await _check_same_books(c)
-    rows = []
-    for measure, impls in measures:
-        timed = [await _best(setup, run, repeat) for setup, run in impls]
-        counts = {n for n, _t in timed}
-        assert len(counts) == 1, (measure, timed)
-        n = counts.pop()
-        ours, cf, cx = (n / t for _n, t in timed)
-        rows.append(Row("BINANCE", measure, n, ours, cf, cx, 0 if measure.startswith("trade") else c.levels))
-    return rows
+    return await timed_rows("BINANCE", measures, repeat)
+
+
+# OKX, Kraken, Bybit, Coinbase (bench/normalise_cases.py) --------------------------------------------------------
+
+
+async def bench_stream(c: StreamCase, repeat: int) -> list[Row]:
+    """The four rows of one in-stream-snapshot exchange; an implementation that cannot read the recording, or whose
+    books do not end equal to ours, is n/a (for every row, or for the book rows), with the reason in c.notes."""
+    await c.prepare()
+    cf_same, ccxt_same = await c.check_books()
+    cf_ok, ccxt_ok = not c.cf_unreadable, not c.ccxt_unreadable
+    for name, why in (("cryptofeed 2.4.1", c.cf_unreadable), ("ccxt.pro 4.5.90", c.ccxt_unreadable)):
+        if why:
+            c.notes.append(f"{c.exchange} {name}: n/a — {why}")
+
+    def pick(ok: bool, impl: Impl) -> Impl | None:
+        return impl if ok else None
+
+    depth_n = len(c.depth)
+    measures: list[tuple[str, list[Impl | None], int]] = [
+        (TRADES, [(c.ours_adapters, lambda a: c.ours_frames(a, c.trades)),
+                  pick(cf_ok, (c.cf_feed, lambda f: c.cf_frames(f, c.trades))),
+                  pick(ccxt_ok, (c.ccxt_ex, lambda x: c.ccxt_frames(x, c.trades)))], 0),
+        (DEPTH, [(c.ours_adapters, lambda a: c.ours_frames(a, c.depth)),
+                 pick(cf_same, (c.cf_feed, lambda f: c.cf_frames(f, c.depth))),
+                 pick(ccxt_same, (c.ccxt_ex, lambda x: c.ccxt_frames(x, c.depth)))], c.levels),
+        (BOOK, [(c.ours_books, c.ours_book), pick(cf_same, (c.cf_books, c.cf_book)),
+                pick(ccxt_same, (c.ccxt_books, c.ccxt_book))], c.levels),
+        (BBO, [(c.ours_books, lambda b: c.ours_book(b, True)), pick(cf_same, (c.cf_books, lambda f: c.cf_book(f, True))),
+               pick(ccxt_same, (c.ccxt_books, lambda x: c.ccxt_book(x, True)))], c.levels),
+    ]
+    assert depth_n and c.trades and c.diffs, (c.exchange, depth_n, len(c.trades), len(c.diffs))
+    return await timed_rows(c.exchange, measures, repeat)
 
 
 # Report ---------------------------------------------------------------------------------------------------
@@ -254,13 +320,17 @@ def _ratio(a: float, b: float | None) -> str:
     return "n/a" if not b else f"**{a / b:.2f}×**"
 
 
-def markdown(rows: list[Row], repeat: int, command: str) -> str:
+def markdown(rows: list[Row], repeat: int, command: str, notes: list[str] = ()) -> str:  # type: ignore[assignment]
     lines = [
         HEADING, "",
         f"Command: `{command}` (best of {repeat} runs each; Python {platform.python_version()}, "
-        "one process, 2-core machine). Same recorded frames for all three; books start from the recorded REST "
-        "snapshot. cryptofeed 2.4.1 (its exchange's `message_handler` / `_book`, callbacks are async no-ops), "
-        "ccxt.pro 4.5.90 (`json.loads` + `handle_message` / `handle_order_book`).", "",
+        "one process, 2-core machine). Same recorded frames for all three; Binance books start from the recorded "
+        "REST snapshot, the others' from their in-stream snapshot (depth frames: every book frame from its book's "
+        "first snapshot on). Ours: Binance's parse + depth_sync, the others' live adapter `on_frame` (decoded rows: "
+        "`ingestors/<x>/book.py`). cryptofeed 2.4.1 (its exchange's `message_handler` / `_book`, callbacks are async "
+        "no-ops), ccxt.pro 4.5.90 (`json.loads` + `handle_message` / `handle_order_book`). Each implementation "
+        "keeps its own checks on: ours verifies OKX's and Kraken's CRC32 on every update, cryptofeed's "
+        "checksum_validation is off by default.", "",
         "| exchange | measure | items | ours /s | cryptofeed /s | ccxt.pro /s | ours ÷ cryptofeed | ours ÷ ccxt |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
@@ -268,7 +338,18 @@ def markdown(rows: list[Row], repeat: int, command: str) -> str:
         items = f"{r.items}" + (f" ({r.levels} levels)" if r.levels else "")
         lines.append(f"| {r.exchange} | {r.measure} | {items} | {_fmt(r.ours)} | {_fmt(r.cryptofeed)} | "
                      f"{_fmt(r.ccxt)} | {_ratio(r.ours, r.cryptofeed)} | {_ratio(r.ours, r.ccxt)} |")
+    lines += [""] + [f"- {n}" for n in notes] if notes else []
     return "\n".join(lines) + "\n"
+
+
+async def bench_all(data_dir: Path, repeat: int) -> tuple[list[Row], list[str]]:
+    logging.disable(logging.WARNING)  # cryptofeed warns on every frame of a channel it does not handle (Coinbase)
+    rows, notes = await bench_binance(data_dir, repeat), [COINBASE_DEPTH]
+    for case in CASES:
+        c = case(data_dir)
+        rows += await bench_stream(c, repeat)
+        notes += c.notes
+    return rows, notes
 
 
 def main() -> None:
@@ -277,9 +358,9 @@ def main() -> None:
     ap.add_argument("--write", type=Path, default=None, help="replace this benchmark's section of that file")
     args = ap.parse_args()
     data_dir = Path(get_settings().data_dir)
-    rows = asyncio.run(bench_binance(data_dir, args.repeat))
+    rows, notes = asyncio.run(bench_all(data_dir, args.repeat))
     command = ".venv/bin/python -m bench.normalise" + (f" --repeat {args.repeat}" if args.repeat != 5 else "")
-    text = markdown(rows, args.repeat, command)
+    text = markdown(rows, args.repeat, command, notes)
     print(text)
     if args.write:
         write_section(args.write, HEADING, text)
