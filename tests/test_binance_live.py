@@ -14,13 +14,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from ingestors.binance.depth_sync import SyncState
 from ingestors.binance.live import BinanceLive
 from ingestors.binance.recording import Recording, load_recordings
 from ingestors.binance.replay import ReplayServer
 from ingestors.book import OrderBook
+from ingestors.live.adapter import LiveEvent, SnapshotRequest
 from ingestors.live.connection import LiveConnection
 from live_relay.messages import BookUpdate, StreamGap, Tick, TopOfBook
 from marketlake.kafka_broker import free_port
@@ -164,3 +167,25 @@ def test_a_stream_that_does_not_continue_an_announced_snapshot_is_reported_as_a_
         "sequence_jump", announced.update_id, announced.update_id + 1)
     assert gap.next_received > gap.first_missing and [r.symbol for r in adapter.snapshot_requests()] == ["BTCUSDT"]
     print(f"announced book {announced.update_id}, stream resumed at {gap.next_received}: gap reported, resync requested")
+
+
+class _NeverSatisfied(BinanceLive):
+    """Finds every BTCUSDT snapshot stale (as a lagging exchange cache would make it) and asks for another."""
+
+    def on_snapshot(self, request: SnapshotRequest, body: Any, recv_ns: int) -> list[LiveEvent]:
+        if request.symbol == "BTCUSDT":
+            self.rejected = getattr(self, "rejected", 0) + 1
+            self.books.sync_for("BTCUSDT").state = SyncState.AWAITING_SNAPSHOT  # buffered diffs still waiting
+            return []
+        return super().on_snapshot(request, body, recv_ns)
+
+
+def test_a_symbol_that_keeps_wanting_snapshots_gets_them_no_faster_than_the_minimum_interval(data_dir: Path) -> None:
+    srv = ReplayServer(data_dir, deterministic=False, speed=30.0)  # paced: diffs keep coming for ~12 s
+    with srv.running(port=free_port()) as base:
+        adapter = _NeverSatisfied(["BINANCE:BTC/USDT"], base.replace("http://", "ws://") + "/ws", base)
+        run_live_feed(adapter, lambda _c, _conn: getattr(adapter, "rejected", 0) >= 4)
+    btc = [r.monotonic for r in srv.state.log if r.path == "/api/v3/depth" and r.status == 200]  # BTCUSDT's only
+    spacing = [b - a for a, b in zip(btc, btc[1:], strict=False)]
+    print(f"BTCUSDT snapshots every {[round(s, 2) for s in spacing]} s (minimum 0.5 s), {len(btc)} in all")
+    assert len(btc) >= 4 and min(spacing) >= 0.45  # the server stamps on receipt: allow its clock's jitter

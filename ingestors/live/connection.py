@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
@@ -67,6 +68,7 @@ class ConnectionStats:
     pings: int = 0
     snapshots: int = 0
     snapshot_errors: int = 0
+    snapshot_waits: int = 0  # snapshots held back to keep a symbol's snapshots snapshot_min_interval_s apart
     malformed: Counter[str] = field(default_factory=Counter)
     last_error: str = ""
 
@@ -82,7 +84,7 @@ class LiveConnection:
 
     def __init__(self, adapter: LiveAdapter, emit: Emit, *, backoff: Backoff | None = None,
                  breaker: CircuitBreaker | None = None, http: httpx.AsyncClient | None = None,
-                 snapshot_retries: int = 5) -> None:  # fmt: skip
+                 snapshot_retries: int = 5, snapshot_min_interval_s: float = 0.5) -> None:  # fmt: skip
         self.adapter = adapter
         self.emit = emit
         self.backoff = backoff or Backoff()
@@ -90,6 +92,10 @@ class LiveConnection:
         self.stats = ConnectionStats()
         self._http = http
         self._snapshot_retries = snapshot_retries
+        # A symbol's snapshots are at least this far apart: a book that keeps finding its snapshot stale (a slow
+        # exchange cache) would otherwise refetch after every frame and spend the REST budget (Binance: weight 50).
+        self._snapshot_min_interval_s = snapshot_min_interval_s
+        self._last_snapshot: dict[str, float] = {}  # symbol -> loop time of its last snapshot answer
         self._stopping = asyncio.Event()
         self._in_flight: dict[str, asyncio.Task[None]] = {}
         self._logged: set[str] = set()
@@ -258,7 +264,14 @@ class LiveConnection:
         """Fetch one REST snapshot with retries (429/418 Retry-After honoured, 5xx and network errors backed off)."""
         assert self._http is not None
         backoff = Backoff(base_s=0.5, cap_s=10.0)
+        loop = asyncio.get_running_loop()
         try:
+            too_soon = self._last_snapshot.get(request.symbol, -math.inf) + self._snapshot_min_interval_s - loop.time()
+            if too_soon > 0:
+                self.stats.snapshot_waits += 1
+                await self._pause(too_soon)
+                if self._stopping.is_set():
+                    return
             for attempt in range(self._snapshot_retries + 1):
                 wait = None
                 try:
@@ -271,6 +284,7 @@ class LiveConnection:
                         response.raise_for_status()
                         body = orjson.loads(response.content)
                         self.stats.snapshots += 1
+                        self._last_snapshot[request.symbol] = loop.time()
                         await self._deliver(self.adapter.on_snapshot(request, body, time.time_ns()))
                         return
                 except (httpx.TransportError, orjson.JSONDecodeError) as exc:
