@@ -50,6 +50,8 @@ ADAPTERS: dict[str, str] = {
     "BYBIT": "ingestors.bybit.live:BybitLive",  # one category per URL: spot by default (MARKETLAKE_BYBIT_WS_URL)
     "HUOBI": "ingestors.huobi.live:HuobiLive",
     "GATEIO": "ingestors.gateio.live:GateioLive",
+    "KUCOIN": "ingestors.kucoin.live:KucoinLive",
+    "BITFINEX": "ingestors.bitfinex.live:BitfinexLive",
 }
 BATCH = 2048  # events a bus reader takes at once ([] once the bus has closed and its queue is drained)
 SUBSCRIPTION_WAIT_S = 2.0  # at start, wait this long at most for the relay to pass on current subscriptions

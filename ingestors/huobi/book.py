@@ -15,9 +15,9 @@ prices and sizes are JSON numbers, kept as their exact text ("9.121E-7" stays "9
 from __future__ import annotations
 
 import gzip
-import zlib
 import json
 import logging
+import zlib
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
