@@ -228,7 +228,7 @@ def test_levels_heartbeats_sequence_and_deletes() -> None:
     ("[5,", "not JSON"),
     ("[5,[1,2]]", "level is not"),
     ("[5,[[1,2]]]", "snapshot rows"),
-    ('[5,[100,1,"x"]]', "malformed Bitfinex frame"),
+    ('[5,[100,1,"x"]]', r"tBTCUSD book: unreadable level \(BookError: not a decimal number: 'x'\)"),
     ('[5,"cs"]', "malformed Bitfinex frame"),
 ])
 def test_malformed_frames_raise_a_parse_error_naming_the_frame(frame: str, message: str) -> None:
@@ -237,6 +237,17 @@ def test_malformed_frames_raise_a_parse_error_naming_the_frame(frame: str, messa
     books.on_frame("[5,[[100,1,2]]]", 0)
     with pytest.raises(BitfinexParseError, match=message):
         books.on_frame(frame, 0)
+
+
+def test_an_unreadable_level_of_a_synced_book_is_a_gap_and_asks_for_a_new_snapshot() -> None:
+    books = BitfinexBooks()
+    books.on_frame('{"event":"subscribed","channel":"book","chanId":5,"symbol":"tBTCUSD","prec":"P0","len":"25"}', 0)
+    books.on_frame("[5,[[100,1,2]]]", 0)
+    with pytest.raises(BitfinexParseError, match="unreadable level"):
+        books.on_frame('[5,[101,1,"2.5.1"]]', 9)
+    book = books.books["tBTCUSD"]
+    assert [(g.how, g.detected_at_ns) for g in book.gaps] == [("unreadable", 9)] and not book.synced and not book.book
+    assert books.wanting_resubscribe() == ["tBTCUSD"]
 
 
 def test_symbols_become_project_tickers() -> None:

@@ -138,6 +138,7 @@ class BitfinexBookStats:
     checksum_failures: int = 0
     skipped: int = 0
     resyncs: int = 0
+    unreadable: int = 0  # book frames that could not be read (each costs the book a fresh snapshot)
 
 
 class BitfinexBook:
@@ -158,30 +159,43 @@ class BitfinexBook:
     @property
     def wants_resubscribe(self) -> bool:
         """True when the live client should unsubscribe and subscribe this symbol again (a fresh snapshot)."""
-        return not self.synced and self.stats.snapshots > 0
+        return not self.synced and self.stats.snapshots + self.stats.unreadable > 0
 
-    def on_snapshot(self, rows: Sequence[Any], seq: int | None) -> Outcome:
+    def _unreadable(self, recv_ns: int, what: str, exc: Exception) -> BitfinexParseError:
+        """A book frame this book cannot read: a synced book has lost what it changed (a gap); either way it needs a
+        fresh snapshot. Returns the error to raise."""
+        self.stats.unreadable += 1
+        detail = f"{self.symbol} book: unreadable {what} ({type(exc).__name__}: {exc})"
+        if self.synced:
+            self.gap(GapEvent(EXCHANGE, self.ticker, recv_ns, GapHow.UNREADABLE, last_seen=self.seq, detail=detail))
+        else:
+            self.book.clear()
+        return BitfinexParseError(detail)
+
+    def on_snapshot(self, rows: Sequence[Any], seq: int | None, recv_ns: int = 0) -> Outcome:
         try:
             self.book.apply_snapshot(*_levels(rows), update_id=seq or 0)
-        except (BookError, ValueError, TypeError):
-            self.synced = False  # the old book is gone and the new one unreadable
-            raise
+        except (BookError, ValueError, TypeError) as exc:
+            raise self._unreadable(recv_ns, "snapshot", exc) from None
         self.synced, self.seq = True, seq
         self.stats.snapshots += 1
         return Outcome.SNAPSHOT
 
-    def on_level(self, row: Sequence[Any], seq: int | None) -> Outcome:
+    def on_level(self, row: Sequence[Any], seq: int | None, recv_ns: int = 0) -> Outcome:
         if not self.synced:
             self.stats.skipped += 1
             return Outcome.SKIPPED
-        price, count, amount = row
-        is_bid = not amount.startswith("-")
-        if int(count) > 0:
-            if to_decimal(amount) == 0:
-                raise BookError(f"{self.symbol}: level {price} with count {count} and amount 0")
-            self.book.set_level(is_bid, price, amount.lstrip("-"))
-        else:
-            self.book.set_level(is_bid, price, "0")
+        try:
+            price, count, amount = row
+            is_bid = not amount.startswith("-")
+            if int(count) > 0:
+                if to_decimal(amount) == 0:
+                    raise BookError(f"{self.symbol}: level {price} with count {count} and amount 0")
+                self.book.set_level(is_bid, price, amount.lstrip("-"))
+            else:
+                self.book.set_level(is_bid, price, "0")
+        except (BookError, ValueError, TypeError, AttributeError) as exc:
+            raise self._unreadable(recv_ns, "level", exc) from None
         self.seq = seq
         self.book.update_id = seq or 0
         self.stats.updates_applied += 1
@@ -291,10 +305,10 @@ class BitfinexBooks:
             if not payload or isinstance(payload[0], list):
                 if not all(isinstance(r, list) and len(r) == 3 for r in payload):
                     raise BitfinexParseError(f"{symbol} book: snapshot rows are not [PRICE, COUNT, AMOUNT]")
-                return book, book.on_snapshot(payload, seq)
+                return book, book.on_snapshot(payload, seq, recv_ns)
             if len(payload) != 3:
                 raise BitfinexParseError(f"{symbol} book: level is not [PRICE, COUNT, AMOUNT]")
-            return book, book.on_level(payload, seq)
+            return book, book.on_level(payload, seq, recv_ns)
         if channel == TICKER_CHANNEL and isinstance(payload, list):
             self.ticker = BitfinexTicker(symbol, *payload[:4])
             return None, Outcome.TICKER

@@ -101,13 +101,15 @@ class BitfinexLive:
         try:
             book, outcome = self.books.on_frame(data, recv_ns)
         except BitfinexParseError as exc:
-            for gap in self._gaps:  # a sequence jump before the bad part: the gaps go out with the next frame
+            gaps: list[LiveEvent] = [stream_gap(g) for g in self._gaps]  # a sequence jump, or the book it broke
+            for gap in self._gaps:
                 self._resubscribe(self._book_of[gap.ticker])
+            self._gaps.clear()
             chan = _CHAN_ID.match(data if isinstance(data, str) else data.decode(errors="replace"))
             for lost in self.books.books.values():  # an unreadable snapshot: that book needs another one
                 if chan is not None and lost.chan_id == int(chan[1]) and not lost.synced:
                     self._resubscribe(lost)
-            raise FrameParseError("json" if str(exc).startswith("not JSON") else "schema", str(exc)) from None
+            raise FrameParseError("json" if str(exc).startswith("not JSON") else "schema", str(exc), gaps) from None
         out: list[LiveEvent] = [stream_gap(g) for g in self._gaps]  # a sequence jump gaps every synced book
         for gap in self._gaps:
             self._resubscribe(self._book_of[gap.ticker])
