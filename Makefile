@@ -38,6 +38,8 @@ bench: setup
 proto: setup
 	$(VENV)/python -m grpc_tools.protoc -Ilive_relay/proto --python_out=live_relay/proto \
 		--pyi_out=live_relay/proto live_relay/proto/marketlake.proto
+	$(VENV)/python -m grpc_tools.protoc -Iingestors/mexc/proto --python_out=ingestors/mexc/proto \
+		--pyi_out=ingestors/mexc/proto ingestors/mexc/proto/mexc_push.proto
 
 clean:
 	rm -rf .marketlake

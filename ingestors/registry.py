@@ -52,6 +52,7 @@ REST_HISTORIES: dict[str, str] = {
     "KUCOIN": "ingestors.kucoin.history:KucoinHistory",
     "GATEIO": "ingestors.gateio.history:GateioHistory",
     "BITFINEX": "ingestors.bitfinex.history:BitfinexHistory",
+    "MEXC": "ingestors.mexc.history:MexcHistory",
 }
 
 

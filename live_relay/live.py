@@ -52,6 +52,7 @@ ADAPTERS: dict[str, str] = {
     "GATEIO": "ingestors.gateio.live:GateioLive",
     "KUCOIN": "ingestors.kucoin.live:KucoinLive",
     "BITFINEX": "ingestors.bitfinex.live:BitfinexLive",
+    "MEXC": "ingestors.mexc.live:MexcLive",
 }
 BATCH = 2048  # events a bus reader takes at once ([] once the bus has closed and its queue is drained)
 SUBSCRIPTION_WAIT_S = 2.0  # at start, wait this long at most for the relay to pass on current subscriptions

@@ -70,11 +70,18 @@ def exchange_sim(
     setup_logging()
     s = get_settings()
     name = exchange.upper()
-    if name == "BINANCE":
-        from ingestors.binance.replay import FaultConfig, run_replay_server
+    if name in ("BINANCE", "MEXC"):  # MEXC: the Binance recordings re-encoded in MEXC's documented formats
+        from ingestors.binance.replay import FaultConfig
+
+        if name == "BINANCE":
+            from ingestors.binance.replay import run_replay_server
+        else:
+            from ingestors.mexc.replay import run_replay_server
+        from urllib.parse import urlsplit
 
         faults = FaultConfig(fail_429=fail_429, fail_500=fail_500, latency_ms=latency_ms)
-        run_replay_server(s.sim_host, port or s.sim_port, s.data_dir, faults,
+        default_port = s.sim_port if name == "BINANCE" else urlsplit(s.mexc_rest_url).port or 8774
+        run_replay_server(s.sim_host, port or default_port, s.data_dir, faults,
                           deterministic=True if deterministic is None else deterministic, speed=speed)
         return
     from urllib.parse import urlsplit
@@ -86,7 +93,7 @@ def exchange_sim(
     try:
         spec = replay_for(name)
     except KeyError as exc:
-        raise typer.BadParameter(f"{exc.args[0]}, BINANCE") from None
+        raise typer.BadParameter(f"{exc.args[0]}, BINANCE, MEXC") from None
     default_port = urlsplit(getattr(s, f"{name.lower()}_rest_url", "")).port or spec.port
     run_recorded(spec, s.sim_host, port or default_port, s.data_dir,
                  ReplayFaults(fail_429=fail_429, fail_500=fail_500, latency_ms=latency_ms),

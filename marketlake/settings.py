@@ -93,6 +93,8 @@ class Settings(BaseSettings):
     gateio_ws_url: str = Field("ws://127.0.0.1:8772/ws/v4/", description="Gate.io spot websocket v4 URL.")
     bitfinex_rest_url: str = Field("http://127.0.0.1:8773", description="Bitfinex REST v2 base URL.")
     bitfinex_ws_url: str = Field("ws://127.0.0.1:8773/ws/2", description="Bitfinex websocket v2 URL.")
+    mexc_rest_url: str = Field("http://127.0.0.1:8774", description="MEXC spot v3 REST base URL.")
+    mexc_ws_url: str = Field("ws://127.0.0.1:8774/ws", description="MEXC spot websocket URL (protobuf pushes).")
     # Live sidecar (marketlake sidecar)
     live_tickers: TickerList = Field(
         default_factory=lambda: ["BINANCE:BTC/USDT", "BINANCE:ETH/USDT", "COINBASE:BTC/USD", "COINBASE:ETH/USD",

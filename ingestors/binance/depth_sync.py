@@ -10,6 +10,9 @@ where the book is (U <= book id + 1; an event with u <= book id is old and
 ignored). A jump is a gap: it is recorded as a GapEvent and only that symbol's
 book restarts the procedure; every other symbol keeps its book.
 
+MEXC spot documents the same procedure with U = fromVersion and u = toVersion
+(ingestors/mexc/live.py): `exchange` names whose GapEvents and default tickers these are.
+
 The classes are sans-IO: the live websocket loop and `marketlake verify-book`
 feed them the same frames and answer `wants_snapshot` with a REST snapshot.
 """
@@ -94,9 +97,10 @@ class BinanceDepthSync:
     """One symbol's book following Binance's buffered snapshot + diff procedure."""
 
     def __init__(self, symbol: str, ticker: str | None = None, *, on_gap: Callable[[GapEvent], None] | None = None,
-                 max_buffer: int = MAX_BUFFERED_EVENTS) -> None:
+                 max_buffer: int = MAX_BUFFERED_EVENTS, exchange: str = EXCHANGE) -> None:
         self.symbol = symbol
-        self.ticker = ticker or f"{EXCHANGE}:{symbol}"
+        self.exchange = exchange  # the name its GapEvents and default ticker carry (MEXC reuses this procedure)
+        self.ticker = ticker or f"{exchange}:{symbol}"
         self.book = OrderBook(self.ticker)
         self.state = SyncState.AWAITING_SNAPSHOT
         self.stats = SyncStats()
@@ -138,7 +142,7 @@ class BinanceDepthSync:
             self.stats.stale_snapshots += 1
             self._restart(diff)
             return Outcome.STALE_SNAPSHOT
-        gap = GapEvent(EXCHANGE, self.ticker, diff.recv_ns, GapHow.SEQUENCE_JUMP, last_seen=book_id,
+        gap = GapEvent(self.exchange, self.ticker, diff.recv_ns, GapHow.SEQUENCE_JUMP, last_seen=book_id,
                        first_missing=book_id + 1, next_received=diff.first_id,
                        detail=f"{self.symbol}: depth event U={diff.first_id} u={diff.last_id} after book id {book_id}")
         log.warning("gap in %s depth: updates %d..%d missing; resyncing this symbol only",
@@ -175,7 +179,7 @@ class BinanceDepthSync:
         """The connection dropped: a live book cannot know what it missed, so it restarts (and records a gap)."""
         gap = None
         if self.state is not SyncState.AWAITING_SNAPSHOT:
-            gap = GapEvent(EXCHANGE, self.ticker, recv_ns, GapHow.RECONNECT, last_seen=self.book.update_id,
+            gap = GapEvent(self.exchange, self.ticker, recv_ns, GapHow.RECONNECT, last_seen=self.book.update_id,
                            first_missing=self.book.update_id + 1, detail=f"{self.symbol}: connection lost")
             self.stats.resyncs += 1
             self.gaps.append(gap)
@@ -215,15 +219,17 @@ class BinanceBooks:
     """The books of every symbol on one connection; each symbol syncs (and resyncs) on its own."""
 
     def __init__(self, *, on_gap: Callable[[GapEvent], None] | None = None,
-                 ticker_of: Callable[[str], str] = _ticker) -> None:
+                 ticker_of: Callable[[str], str] = _ticker, exchange: str = EXCHANGE) -> None:
         self.syncs: dict[str, BinanceDepthSync] = {}
         self._on_gap = on_gap
         self._ticker_of = ticker_of
+        self.exchange = exchange
 
     def sync_for(self, symbol: str) -> BinanceDepthSync:
         sync = self.syncs.get(symbol)
         if sync is None:
-            sync = self.syncs[symbol] = BinanceDepthSync(symbol, self._ticker_of(symbol), on_gap=self._on_gap)
+            sync = self.syncs[symbol] = BinanceDepthSync(symbol, self._ticker_of(symbol), on_gap=self._on_gap,
+                                                         exchange=self.exchange)
         return sync
 
     def on_depth_event(self, data: Mapping[str, Any], recv_ns: int) -> tuple[BinanceDepthSync, Outcome]:

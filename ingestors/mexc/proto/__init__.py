@@ -1,0 +1,1 @@
+"""MEXC push-frame protobuf schema (mexc_push.proto) and its generated code."""
