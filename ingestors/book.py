@@ -55,6 +55,16 @@ def _cached_decimal(text: str) -> Decimal:
 _Change = tuple["SortedDict[Decimal, Level]", Decimal, "Level | None"]
 
 
+def _sorted_side(changes: list[_Change]) -> SortedDict[Decimal, Level]:
+    levels: dict[Decimal, Level] = {}
+    for _side, key, level in changes:
+        if level is None:
+            levels.pop(key, None)
+        else:
+            levels[key] = level
+    return SortedDict(levels)
+
+
 class OrderBook:
     """Bids and asks of one instrument; `update_id` is the exchange sequence the book reflects (0 if none)."""
 
@@ -78,10 +88,12 @@ class OrderBook:
 
         All or nothing: a malformed level (BookError) leaves the book as it was.
         """
-        changes = self._read_side(self._bids, bids)
-        changes += self._read_side(self._asks, asks)
-        self.clear()
-        self._apply(changes)
+        bid_changes, ask_changes = self._read_side(self._bids, bids), self._read_side(self._asks, asks)
+        # Each side built in one go (one sort) rather than level by level: a whole-book snapshot can have tens of
+        # thousands of levels (Coinbase). Levels apply in order, as deltas would: the last size of a price wins.
+        self._bids, self._asks = _sorted_side(bid_changes), _sorted_side(ask_changes)
+        if self.depth_limit is not None:
+            self.truncate(self.depth_limit)
         self.update_id = update_id
 
     def apply_delta(self, bids: Iterable[Sequence[str]], asks: Iterable[Sequence[str]]) -> int:

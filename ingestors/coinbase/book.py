@@ -143,12 +143,13 @@ class CoinbaseBooks:
         self.heartbeat_counter: int | None = None
         self.last_heartbeat_ns = 0  # local receive time of the last heartbeat
         self.sequence_gaps = 0
+        self.message: Any = None  # the last frame, decoded
         self._on_gap = on_gap
 
     def on_frame(self, text: str | bytes, recv_ns: int) -> tuple[list[CoinbaseBook], Outcome]:
         """One message: check the connection's sequence, then route it. Returns the books it changed."""
         try:
-            msg = orjson.loads(text)
+            msg = self.message = orjson.loads(text)  # kept: the live adapter reads the same message, decoded once
         except orjson.JSONDecodeError as exc:
             raise CoinbaseParseError(f"not JSON ({exc}): {text[:200]!r}") from None
         if not isinstance(msg, dict) or "sequence_num" not in msg:

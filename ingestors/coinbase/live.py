@@ -97,9 +97,9 @@ class CoinbaseLive:
                               ask_price=t.ask_price, ask_size=t.ask_size, exchange_time_ns=t.time_ns,
                               receive_time_ns=recv_ns) for t in self.books.tickers]  # fmt: skip
         elif outcome in (Outcome.SNAPSHOT, Outcome.APPLIED) or books:
-            out += self._book_updates(orjson.loads(data), recv_ns)
+            out += self._book_updates(self.books.message, recv_ns)
         elif outcome is Outcome.NOT_BOOK and b"market_trades" in (data if isinstance(data, bytes) else data.encode()):
-            out += self._trades(orjson.loads(data), recv_ns)
+            out += self._trades(self.books.message, recv_ns)
         return out
 
     def _book_updates(self, msg: dict[str, Any], recv_ns: int) -> list[LiveEvent]:
