@@ -18,7 +18,6 @@ import dataclasses
 import logging
 import math
 import re
-import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -34,6 +33,7 @@ from ingestors.binance.recording import load_recordings
 from ingestors.binance.replay_ws import StreamReplay, make_ws_handler
 from ingestors.binance.schemas import agg_trade_wire, error_body, exchange_info
 from ingestors.binance.sim_faults import FaultConfig, SimState
+from ingestors.replay.threaded import serve_in_thread
 
 __all__ = ["FaultConfig", "ReplayServer", "build_app", "run_replay_server"]
 
@@ -271,31 +271,5 @@ class ReplayServer:
     @contextmanager
     def running(self, port: int = 0, timeout: float = 30.0) -> Iterator[str]:
         """Serve on 127.0.0.1:port (0: a free port); yields "http://127.0.0.1:<port>" once it accepts."""
-        loop = asyncio.new_event_loop()
-        runner = web.AppRunner(self.app, handle_signals=False, shutdown_timeout=2.0)
-        ready, box = threading.Event(), {}
-
-        def serve() -> None:
-            asyncio.set_event_loop(loop)
-            try:
-                loop.run_until_complete(runner.setup())
-                loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
-                box["port"] = runner.addresses[0][1]
-            except Exception as exc:  # reported to the caller below
-                box["error"] = exc
-                ready.set()
-                return
-            ready.set()
-            loop.run_forever()
-            loop.run_until_complete(runner.cleanup())
-            loop.close()
-
-        thread = threading.Thread(target=serve, name="binance-replay", daemon=True)
-        thread.start()
-        if not ready.wait(timeout) or "error" in box:
-            raise RuntimeError(f"replay server did not start on 127.0.0.1:{port}: {box.get('error', 'timeout')}")
-        try:
-            yield f"http://127.0.0.1:{box['port']}"
-        finally:
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(timeout)
+        with serve_in_thread(self.app, "binance-replay", port, timeout) as url:
+            yield url

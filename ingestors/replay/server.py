@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -28,6 +27,7 @@ from ingestors.replay.faults import FaultConfig, SimState
 from ingestors.replay.history import TradeHistory
 from ingestors.replay.session import HttpAnswer, ReplaySession, load_session
 from ingestors.replay.spec import ExchangeReplay
+from ingestors.replay.threaded import serve_in_thread
 from ingestors.replay.ws import WsReplay
 
 __all__ = ["REPLAY", "STATE", "ReplayServer", "build_app", "recording_path", "run_replay_server"]
@@ -163,31 +163,5 @@ class ReplayServer:
     @contextmanager
     def running(self, port: int = 0, timeout: float = 30.0) -> Iterator[str]:
         """Serve on 127.0.0.1:port (0: a free port); yields "http://127.0.0.1:<port>" once it accepts."""
-        loop = asyncio.new_event_loop()
-        runner = web.AppRunner(self.app, handle_signals=False, shutdown_timeout=2.0)
-        ready, box = threading.Event(), {}
-
-        def serve() -> None:
-            asyncio.set_event_loop(loop)
-            try:
-                loop.run_until_complete(runner.setup())
-                loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
-                box["port"] = runner.addresses[0][1]
-            except Exception as exc:  # reported to the caller below
-                box["error"] = exc
-                ready.set()
-                return
-            ready.set()
-            loop.run_forever()
-            loop.run_until_complete(runner.cleanup())
-            loop.close()
-
-        thread = threading.Thread(target=serve, name=f"{self.spec.exchange.lower()}-replay", daemon=True)
-        thread.start()
-        if not ready.wait(timeout) or "error" in box:
-            raise RuntimeError(f"replay server did not start on 127.0.0.1:{port}: {box.get('error', 'timeout')}")
-        try:
-            yield f"http://127.0.0.1:{box['port']}"
-        finally:
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(timeout)
+        with serve_in_thread(self.app, f"{self.spec.exchange.lower()}-replay", port, timeout) as url:
+            yield url
