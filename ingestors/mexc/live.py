@@ -26,24 +26,19 @@ from typing import Any
 
 import orjson
 
-from ingestors.binance.depth_sync import BinanceBooks, BinanceDepthSync, DepthDiff, Outcome
+from ingestors.binance.book_events import DiffBookEvents
+from ingestors.binance.depth_sync import BinanceBooks, DepthDiff
 from ingestors.binance.parse import BinanceParseError
-from ingestors.book import Level
-from ingestors.gaps import GapEvent, GapHow, stream_gap
 from ingestors.live.adapter import FrameParseError, KeepAlive, LiveEvent, SnapshotRequest
 from ingestors.mexc import codec
 from ingestors.mexc import config as cfg
-from live_relay.messages import BookLevel, BookUpdate, Tick, TopOfBook
+from live_relay.messages import Tick, TopOfBook
 
 __all__ = ["MexcLive", "deal_ids"]
 
 SNAPSHOT_LIMIT = 1000
 LIFETIME_S = 23.5 * 3600  # MEXC disconnects after 24 h; leave room
 SEEN_WINDOW_MS = 60_000  # deal-id occurrence counters older than this (by deal time) are forgotten
-
-
-def _levels(levels: Sequence[Level] | Sequence[Sequence[str]]) -> tuple[BookLevel, ...]:
-    return tuple(BookLevel(str(lv[0]), str(lv[1])) for lv in levels)
 
 
 def deal_ids(deals: Sequence[codec.Deal], seen: dict[tuple[int, str, str, int], int]) -> list[str]:
@@ -74,7 +69,8 @@ class MexcLive:
         self.interval = interval
         self.keepalive = KeepAlive(ping_interval_s=20.0, ping_frame=cfg.PING, pong_timeout_s=10.0, max_lifetime_s=lifetime_s)
         self.books = BinanceBooks(ticker_of=self._ticker, exchange=cfg.EXCHANGE)
-        self._announced: set[str] = set()  # symbols whose synced book went out as a snapshot BookUpdate
+        self.book_events = DiffBookEvents(self.books, cfg.EXCHANGE,
+                                          lambda s: f"{self.rest_url}/api/v3/depth?symbol={s}&limit={SNAPSHOT_LIMIT}")
         self._seen: dict[tuple[int, str, str, int], int] = {}  # deal-id occurrence counts (deal_ids)
 
     def _ticker(self, symbol: str) -> str:
@@ -92,8 +88,7 @@ class MexcLive:
         return []
 
     def on_disconnect(self, recv_ns: int) -> list[LiveEvent]:
-        self._announced.clear()
-        return [stream_gap(g) for g in self.books.on_disconnect(recv_ns)]
+        return self.book_events.on_disconnect(recv_ns)
 
     def is_pong(self, data: str | bytes) -> bool:
         if isinstance(data, bytes):
@@ -137,51 +132,14 @@ class MexcLive:
                 for d, tid in zip(push.deals, deal_ids(push.deals, self._seen), strict=True)]  # fmt: skip
 
     def _depth(self, push: codec.DepthPush, recv_ns: int) -> list[LiveEvent]:
-        symbol = push.symbol
-        announced_id = self.books.syncs[symbol].book.update_id if symbol in self._announced else None
-        sync = self.books.sync_for(symbol)
-        outcome = sync.on_diff(DepthDiff(push.from_version, push.to_version, push.bids, push.asks, push.send_ms, recv_ns))
-        out: list[LiveEvent] = []
-        exchange_ns = push.send_ms * 1_000_000
-        if outcome is Outcome.GAP:
-            self._announced.discard(symbol)
-            out.append(stream_gap(sync.gaps[-1]))
-        elif outcome is Outcome.STALE_SNAPSHOT and announced_id is not None:
-            # The announced snapshot book was not continued by the stream: to its consumers a gap like any other.
-            self._announced.discard(symbol)
-            out.append(stream_gap(GapEvent(cfg.EXCHANGE, sync.ticker, recv_ns, GapHow.SEQUENCE_JUMP, last_seen=announced_id,
-                                           first_missing=announced_id + 1, next_received=push.from_version,
-                                           detail=f"{symbol}: depth stream does not continue the snapshot")))  # fmt: skip
-        elif outcome is Outcome.APPLIED:
-            if symbol not in self._announced:  # the first push after a snapshot bridged: the whole book
-                self._announced.add(symbol)
-                out.append(self._snapshot_update(sync, exchange_ns, recv_ns))
-            else:
-                out.append(BookUpdate(ticker=sync.ticker, snapshot=False, bids=_levels(push.bids), asks=_levels(push.asks),
-                                      exchange_time_ns=exchange_ns, receive_time_ns=recv_ns,
-                                      update_id=sync.book.update_id))  # fmt: skip
-        return out
-
-    def _snapshot_update(self, sync: BinanceDepthSync, exchange_ns: int, recv_ns: int) -> BookUpdate:
-        return BookUpdate(ticker=sync.ticker, snapshot=True, bids=_levels(sync.book.bids()), asks=_levels(sync.book.asks()),
-                          exchange_time_ns=exchange_ns, receive_time_ns=recv_ns, update_id=sync.book.update_id)  # fmt: skip
+        diff = DepthDiff(push.from_version, push.to_version, push.bids, push.asks, push.send_ms, recv_ns)
+        return self.book_events.on_diff(push.symbol, diff, recv_ns)
 
     def outgoing(self) -> Sequence[str]:
         return ()  # resyncs use REST snapshots, not resubscriptions
 
     def snapshot_requests(self) -> Sequence[SnapshotRequest]:
-        return [SnapshotRequest(s, f"{self.rest_url}/api/v3/depth?symbol={s}&limit={SNAPSHOT_LIMIT}")
-                for s in self.books.wanting_snapshot()]  # fmt: skip
+        return self.book_events.snapshot_requests()
 
     def on_snapshot(self, request: SnapshotRequest, body: Any, recv_ns: int) -> list[LiveEvent]:
-        sync = self.books.sync_for(request.symbol)
-        try:
-            outcome = sync.on_snapshot(body)
-        except BinanceParseError as exc:
-            raise FrameParseError("snapshot", str(exc)) from None
-        if outcome is not Outcome.SNAPSHOT_APPLIED:
-            return []
-        # Announce the book at once (as BinanceLive does): the snapshot is the exchange's book at lastUpdateId and
-        # pushes set absolute quantities, so the bridging push applies to it as a plain delta.
-        self._announced.add(request.symbol)
-        return [self._snapshot_update(sync, 0, recv_ns)]
+        return self.book_events.on_snapshot(request, body, recv_ns)
