@@ -73,3 +73,34 @@ def test_every_recorded_trade_and_top_arrives_and_the_books_equal_the_recorded_o
         print(f"{ticker}: {len(ticks)} trades, {updates} book updates, {tops['top:' + ticker]} tops; "
               f"best {book.best_bid()} / {book.best_ask()}")
     assert not [e for e in got if isinstance(e, StreamGap)] and sum(conn.stats.malformed.values()) == 0
+
+
+def test_a_dropped_level2_message_is_a_sequence_gap_for_the_books_of_that_connection_and_they_resubscribe(
+    data_dir: Path,
+) -> None:
+    """Advanced Trade numbers every message of a connection in one sequence_num: a lost message could have been any
+    product's, so every synced book of the connection is a gap (sequence_jump) and resubscribes level2."""
+    trades, _events, _books = recorded(data_dir)
+    server = ReplayServer(replay_for("COINBASE"), data_dir, deterministic=True)
+    server.state.set_faults(drop_diffs=1, fault_symbol="BTC-USD")
+    with server.running(port=free_port()) as base:
+        adapter = CoinbaseLive(TICKERS, base.replace("http://", "ws://") + "/", base)
+        sent: list[dict] = []
+
+        def complete(c: Collected, _conn: object) -> bool:
+            sent.extend(orjson.loads(f) for f in adapter.outgoing())  # what the runner would send now
+            return all(c.counts[Tick, t] >= len(trades[t]) for t in TICKERS) and bool(c.gapped)
+
+        collected, conn = run_feed(adapter, complete)
+        assert server.state.stats()["dropped"] == 1
+    gaps = collected.of(StreamGap)
+    assert {g.how for g in gaps} == {"sequence_jump"} and len({g.ticker for g in gaps}) == len(gaps) >= 1
+    assert all(g.next_received == g.first_missing + 1 for g in gaps)  # exactly one message lost
+    resubscribed = {p for m in sent for p in m["product_ids"] if m["channel"] == "level2"}
+    assert resubscribed == {g.ticker.split(":")[1].replace("/", "-") for g in gaps}
+    assert [m["type"] for m in sent] == ["unsubscribe", "subscribe"]
+    for ticker in TICKERS:  # trades keep flowing: no trade lost with the book message
+        assert [t.trade_id for t in collected.of(Tick, ticker)] == [t[0] for t in trades[ticker]]
+    assert sum(conn.stats.malformed.values()) == 0
+    print(f"coinbase fault: 1 BTC-USD level2 message dropped -> {len(gaps)} sequence gap(s) "
+          f"{sorted(g.ticker for g in gaps)}, level2 resubscribed for {sorted(resubscribed)}")

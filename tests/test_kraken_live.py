@@ -68,3 +68,34 @@ def test_every_recorded_trade_arrives_and_every_book_update_passes_its_checksum(
     assert sum(conn.stats.malformed.values()) == 0
     print(f"kraken: {sum(len(v) for v in trades.values())} trades, {books} book frames, {checked} checksums checked, "
           f"0 failures, {sum(tops.values())} tops")
+
+
+def test_a_dropped_update_fails_its_pairs_checksum_and_only_that_pair_resubscribes(data_dir: Path) -> None:
+    trades, tops, _books = recorded(data_dir)
+    faulted, others = "KRAKEN:XMR/USD", ["KRAKEN:BTC/CHF", "KRAKEN:ETH/CHF"]
+    server = ReplayServer(replay_for("KRAKEN"), data_dir, deterministic=True)
+    server.state.set_faults(drop_diffs=1, fault_symbol=ws_pair(faulted))
+    with server.running(port=free_port()) as base:
+        adapter = KrakenLive(TICKERS, base.replace("http://", "ws://") + "/", base)
+        sent: list[dict] = []
+
+        def complete(c: Collected, _conn: object) -> bool:
+            sent.extend(orjson.loads(f) for f in adapter.outgoing())  # what the runner would send now
+            return all(c.counts[Tick, t] >= len(trades[t]) and c.counts[TopOfBook, t] >= tops[t] for t in TICKERS) \
+                and faulted in c.gapped
+
+        collected, conn = run_feed(adapter, complete)
+        assert server.state.stats()["dropped"] == 1
+    gaps = collected.of(StreamGap)
+    assert [(g.ticker, g.how) for g in gaps] == [(faulted, "checksum_mismatch")]
+    sub = {"name": "book", "depth": 1000}
+    assert [(m["event"], m["pair"], m["subscription"]) for m in sent] == [
+        ("unsubscribe", [ws_pair(faulted)], sub), ("subscribe", [ws_pair(faulted)], sub)]
+    kb = adapter.books.books
+    for ticker in others:  # every update of the other pairs applied and checked
+        book = next(b for b in kb.values() if b.ticker == ticker)
+        assert book.synced and book.stats.checksum_failures == 0 and book.stats.checksum_checked > 0
+    assert sum(b.stats.checksum_failures for b in kb.values()) == 1 and sum(conn.stats.malformed.values()) == 0
+    print(f"kraken fault: 1 {ws_pair(faulted)} update dropped -> checksum mismatch, only {ws_pair(faulted)} "
+          f"resubscribed; others {[next(b for b in kb.values() if b.ticker == t).stats.checksum_checked for t in others]} "
+          f"checksums passed")
