@@ -2,8 +2,8 @@
 
 https://www.kucoin.com/docs/websocket/basic-info/apply-connect-token — the websocket URL is not fixed:
 POST {rest_url}/api/v1/bullet-public answers a token and instanceServers (endpoint, pingInterval,
-pingTimeout); `ws_url()` asks for it before every (re)connect (a blocking request, at most 5 s: the
-runner's ws_url() is synchronous) and connects to endpoint?token=...&connectId=...; when the request
+pingTimeout); `ws_url()` asks for it before every (re)connect (a blocking request, at most 5 s; the
+runner calls ws_url() in a thread, so other feeds do not wait) and connects to endpoint?token=...&connectId=...; when the request
 fails it connects to the configured ws_url instead (the replay server serves both). One connection,
 {"type":"subscribe","topic":"/market/match:A,B,...","response":true} frames (at most 100 symbols a
 topic) for match, ticker and level2 of the configured symbols ("KUCOIN:BTC/USDT" -> BTC-USDT):

@@ -141,8 +141,10 @@ class LiveConnection:
 
     async def _one_connection(self) -> float:
         """Connect, stream until the connection ends; seconds it was up (-1 for a scheduled reconnect)."""
-        url = self.adapter.ws_url()
         self.stats.state = "connecting"
+        # In a thread: an adapter may ask a REST endpoint for its URL first (KuCoin's bullet-public token), and the
+        # other feeds of the process must not wait for that answer.
+        url = await asyncio.to_thread(self.adapter.ws_url)
         try:
             ws = await connect(url, ping_interval=None, max_size=None, open_timeout=10, close_timeout=2)
         except (OSError, TimeoutError, WebSocketException) as exc:
