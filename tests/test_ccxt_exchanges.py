@@ -16,8 +16,9 @@ instruments answer ccxt's own fetch_markets parses it; what the recording lacks 
 v2 currencies, Kraken's Assets, Bybit's PreLaunch instruments list) is left out and the
 parsed markets are given to each ccxt instance with set_markets.
 
-Kraken: ccxt.pro 4.5 speaks Kraken's websocket v2 for every public channel, the recording is
-v1; the websocket comparison is impossible and a named test asserts what ccxt sends instead.
+Kraken: REST here; ccxt.pro 4.5 speaks Kraken's websocket v2 and the recording is v1, so its
+websocket comparison runs against the replay server's /v2 (the recording re-encoded) in
+tests/test_kraken_v2_ccxt.py.
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ import ccxt
 import ccxt.pro
 import orjson
 import pytest
-from websockets.asyncio.server import ServerConnection, serve
 
 from ingestors.book import OrderBook
 from ingestors.bybit.live import BybitLive, ws_symbol
@@ -596,46 +596,3 @@ def test_kraken_ccxt_fetch_trades_and_ohlcv_equal_our_rest(data_dir: Path, krake
         assert ccxt_trade_rows(trades) == our_trade_rows(ours)
         assert candles == [[c.open_time // 1000, float(c.open), float(c.high), float(c.low), float(c.close),
                             float(c.volume)] for c in our_candles]
-
-
-async def _first_frames(watch: Callable[[Any], Any], markets: list[dict[str, Any]]) -> tuple[str, list[str]]:
-    """The path ccxt.pro kraken connects to for public data and the frames it sends first (a listening socket
-    that never answers)."""
-    got: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
-
-    async def handler(conn: ServerConnection) -> None:
-        async for frame in conn:
-            await got.put((conn.request.path if conn.request else "", str(frame)))
-
-    async with serve(handler, "127.0.0.1", 0) as server:
-        port = server.sockets[0].getsockname()[1]
-        exchange = kraken(ccxt.pro.kraken, f"http://127.0.0.1:{port}", markets)
-        for name in ("public", "publicV2"):
-            exchange.urls["api"]["ws"][name] = f"ws://127.0.0.1:{port}/" + ("v2" if name == "publicV2" else "")
-        task = asyncio.ensure_future(watch(exchange))
-        try:
-            path, frame = await asyncio.wait_for(got.get(), 20)
-        finally:
-            task.cancel()
-            with contextlib.suppress(BaseException):
-                await task
-            await exchange.close()
-    return path, [frame]
-
-
-@pytest.mark.parametrize("method", ["watch_trades", "watch_order_book"])
-def test_kraken_ccxt_pro_speaks_websocket_v2_so_the_v1_recording_cannot_be_compared(kraken_markets: list[dict[str, Any]],
-                                                                                    method: str) -> None:
-    """Not a comparison: ccxt.pro 4.5's kraken subscribes to public channels with Kraken's websocket v2
-    ({"method":"subscribe","params":{"channel":...}} on /v2); the replay server serves the recorded v1 session
-    ({"event":"subscribe","pair":[...]} on /), which has no v2 frames to send back."""
-    path, (frame,) = asyncio.run(_first_frames(lambda ex: getattr(ex, method)("XMR/USD"), kraken_markets))
-    sent = orjson.loads(frame)
-    print(f"ccxt.pro kraken {method} connects to {path} and sends {frame}")
-    assert path == "/v2"
-    assert sent["method"] == "subscribe" and "event" not in sent
-    assert sent["params"]["channel"] == ("trade" if method == "watch_trades" else "book")
-    assert sent["params"]["symbol"] == ["XMR/USD"]
-    understood = replay_for("KRAKEN").client_frame(frame)  # what the v1 replay makes of it
-    assert understood.subscribe == () and len(understood.replies) == 1
-    print(f"the v1 replay server answers it with {understood.replies[0]}")

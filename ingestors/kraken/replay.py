@@ -168,7 +168,15 @@ def rest_routes(history: TradeHistory, recorded: list[HttpAnswer]) -> list[web.R
     return [web.get("/0/public/OHLC", ohlc), web.get("/0/public/Trades", trades_handler)]
 
 
+def _serve_v2(app: web.Application) -> None:
+    """Websocket v2 (Kraken's current API, what ccxt speaks) at /v2: the v1 recording re-encoded (replay_v2.py)."""
+    from ingestors.kraken.replay_v2 import add_v2  # it builds on this module
+
+    add_v2(app)
+
+
 REPLAY = ExchangeReplay(
     exchange="KRAKEN", recording="KRAKEN.jsonl.zst", port=8767, classify=classify, client_frame=client_frame,
     trades=trades, rest_routes=rest_routes, error_body=error_body, malformed='[1920,{"a":[["0.042990","36463',
+    extend_app=_serve_v2,
 )

@@ -138,6 +138,8 @@ def build_app(spec: ExchangeReplay, data_dir: Path, faults: FaultConfig | None =
     routes += [web.get("/_sim/stats", sim_stats), web.post("/_sim/stats/reset", sim_stats),
                web.get("/_sim/faults", sim_faults), web.post("/_sim/faults", sim_faults)]
     app.add_routes(routes)
+    if spec.extend_app is not None:
+        spec.extend_app(app)
     return app
 
 

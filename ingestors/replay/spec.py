@@ -98,3 +98,4 @@ class ExchangeReplay:
     first_sequence: int = 0  # the connection sequence of the first frame a client gets
     decode_binary: Callable[[bytes], str] = lambda raw: raw.decode()  # a recorded binary frame -> text to classify
     encode_reply: Callable[[str], str | bytes] = lambda text: text  # replies and injected frames as the exchange sends
+    extend_app: Callable[[web.Application], None] | None = None  # more endpoints (Kraken: websocket v2 at /v2)

@@ -30,21 +30,24 @@ import logging
 import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import WSMsgType, web
 
 from ingestors.replay.faults import SimState
 from ingestors.replay.session import Frame, PathStream, ReplaySession
-from ingestors.replay.spec import ExchangeReplay, Key, Kind
+from ingestors.replay.spec import ClientFrame, ExchangeReplay, Key, Kind
 
 log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-async def send_frame(ws: web.WebSocketResponse, frame: Frame) -> None:
-    """A recorded frame as recorded: text, or the recorded bytes of a binary frame."""
-    if frame.data is not None:
+async def send_frame(ws: web.WebSocketResponse, frame: Frame, codec: WsCodec | None = None) -> None:
+    """A recorded frame as recorded: text, or the recorded bytes of a binary frame; with a codec, what it makes of it."""
+    if codec is not None:
+        for text in codec.outgoing(frame):
+            await ws.send_str(text)
+    elif frame.data is not None:
         await ws.send_bytes(frame.data)
     else:
         await ws.send_str(frame.text)
@@ -57,6 +60,15 @@ async def send_reply(ws: web.WebSocketResponse, reply: str | bytes) -> None:
         await ws.send_str(reply)
 
 
+class WsCodec(Protocol):
+    """A served path speaking another wire format than the recording (Kraken v2 from the v1 recording), per connection:
+    it reads the client's frames and turns each recorded frame it is sent into the texts to send (maybe none)."""
+
+    def client_frame(self, text: str) -> ClientFrame: ...
+
+    def outgoing(self, frame: Frame) -> list[str]: ...
+
+
 @dataclass
 class _Client:
     subs: set[Key] = field(default_factory=set)
@@ -64,6 +76,7 @@ class _Client:
     subscribed: asyncio.Event = field(default_factory=asyncio.Event)  # a first subscribe arrived
     ready: asyncio.Event = field(default_factory=asyncio.Event)  # subscriptions cover a recorded connection's
     last_subscribe: float = 0.0
+    codec: WsCodec | None = None
 
 
 class WsReplay:
@@ -109,9 +122,11 @@ class WsReplay:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(client.ready.wait(), left)
 
-    async def _send(self, ws: web.WebSocketResponse, frame: Frame, sent: int, transport: Any) -> bool:
-        """Send one recorded frame; False once the disconnect fault closed the connection."""
-        await send_frame(ws, frame)
+    async def _send(self, ws: web.WebSocketResponse, frame: Frame, sent: int, transport: Any,
+                    codec: WsCodec | None = None) -> bool:
+        """Send one recorded frame (through the path's codec if it has one); False once the disconnect fault closed
+        the connection."""
+        await send_frame(ws, frame, codec)
         state = self.state
         with state.lock:
             state.ws_frames += 1
@@ -162,25 +177,25 @@ class WsReplay:
                 await send_reply(ws, self.spec.encode_reply(self.spec.malformed))
                 state.count("malformed_sent")
             for one in out:
-                if not await self._send(ws, one, sent, transport):
+                if not await self._send(ws, one, sent, transport, client.codec):
                     return
                 sent += 1
-        if held is not None and not await self._send(ws, held, sent, transport):
+        if held is not None and not await self._send(ws, held, sent, transport, client.codec):
             return
         if self.close_at_end:
             await ws.close(code=1001, message=b"replay: end of the recording, reconnect to replay it again")
 
-    def handler(self, stream: PathStream) -> Handler:
-        """The aiohttp handler serving one recorded websocket path."""
+    def handler(self, stream: PathStream, codec: Callable[[], WsCodec] | None = None) -> Handler:
+        """The aiohttp handler serving one recorded websocket path (codec: a new one per connection)."""
 
         async def handle(request: web.Request) -> web.StreamResponse:
             ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=0)
             await ws.prepare(request)
             self.sockets.add(ws)
             self.state.count("ws_connections")
+            client = _Client(codec=codec() if codec is not None else None)
             for frame in stream.greeting:
-                await send_frame(ws, frame)
-            client = _Client()
+                await send_frame(ws, frame, client.codec)
             sender = asyncio.create_task(self._replay(ws, stream, client, request.transport))
             loop = asyncio.get_running_loop()
             try:
@@ -188,7 +203,7 @@ class WsReplay:
                     if msg.type != WSMsgType.TEXT:
                         continue
                     try:
-                        asked = self.spec.client_frame(msg.data)
+                        asked = (client.codec or self.spec).client_frame(msg.data)
                     except Exception as exc:  # a client frame the exchange module did not expect: ignore it, keep serving
                         log.warning("%s: cannot read client frame %r: %r", self.spec.exchange, msg.data[:200], exc)
                         continue
