@@ -188,3 +188,17 @@ def test_pairs_become_project_tickers() -> None:
                                         "&limit=100&with_id=true")
     with pytest.raises(GateioSymbolError, match="BTCUSDT"):
         ticker_for("BTCUSDT")
+
+
+def test_a_snapshot_whose_cached_updates_do_not_continue_it_is_not_reported_applied() -> None:
+    from ingestors.gateio.book import GateioBookSync
+
+    sync = GateioBookSync("BTC_USDT")
+    for first, last in ((101, 105), (110, 112)):  # 106..109 never arrived
+        sync.on_update({"U": first, "u": last, "b": [["1", "1"]], "a": [["2", "1"]], "t": 1}, 0)
+    # 101..105 bridges the snapshot, then 110 does not continue 105: a gap while replaying the cache
+    assert sync.on_snapshot({"id": 103, "bids": [["1", "2"]], "asks": [["2", "2"]]}, 0) is Outcome.GAP
+    assert sync.state is SyncState.AWAITING_SNAPSHOT and sync.wants_snapshot
+    assert [(g.last_seen, g.next_received) for g in sync.gaps] == [(105, 110)]
+    assert sync.on_snapshot({"id": 111, "bids": [["1", "2"]], "asks": [["2", "2"]]}, 0) is Outcome.SNAPSHOT_APPLIED
+    assert sync.is_live and sync.book.update_id == 112

@@ -232,8 +232,9 @@ class GateioBookSync:
         self.ts_ms = int(snapshot.get("update") or snapshot.get("current") or recv_ns // 1_000_000)
         self.prev_ts_ms = self.ts_ms - 1
         pending, self._buffer = self._buffer, deque(maxlen=self._buffer.maxlen)
-        for update in pending:
-            self._on_update(update)
+        outcomes = [self._on_update(update) for update in pending]
+        if self.state is SyncState.AWAITING_SNAPSHOT:  # a cached update did not continue it: not applied after all
+            return Outcome.GAP if Outcome.GAP in outcomes else Outcome.STALE_SNAPSHOT
         return Outcome.SNAPSHOT_APPLIED
 
     def on_whole_book(self, result: Mapping[str, Any]) -> Outcome:
