@@ -250,3 +250,10 @@ def test_symbols_become_project_tickers() -> None:
     assert decode_frame(gzip.compress(b'{"a":1}')) == '{"a":1}'
     with pytest.raises(HuobiSymbolError, match="BTCUSDT"):
         ticker_for("BTCUSDT")
+
+
+def test_a_trade_whose_price_is_no_number_is_refused_naming_it() -> None:
+    push = {"ch": "market.omgbtc.trade.detail", "ts": 1, "tick": {"id": 1, "ts": 1, "data": [
+        {"id": 1, "ts": 1, "tradeId": 7, "amount": 2.5, "price": "x", "direction": "buy"}]}}
+    with pytest.raises(HuobiParseError, match="not a number: 'x'"):
+        parse_trades(push)

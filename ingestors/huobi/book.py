@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, NamedTuple
 
-from ingestors.book import BookError, OrderBook
+from ingestors.book import BookError, OrderBook, to_decimal
 from ingestors.gaps import GapEvent, GapHow
 from ingestors.huobi.config import EXCHANGE, HuobiSymbolError, book_depth, split_channel, ticker_for
 
@@ -97,7 +97,12 @@ def load_frame(data: bytes | str) -> Any:
 
 
 def _num(value: Any) -> str:
+    """A JSON number's exact text (load_frame keeps fractions as text); a string that is no number is refused."""
     if isinstance(value, str):
+        try:
+            to_decimal(value)
+        except BookError:
+            raise HuobiParseError(f"not a number: {value!r}") from None
         return value
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
