@@ -18,7 +18,7 @@ TYPED := marketlake live_relay ingestors orchestration assets sensors resources 
 test: setup
 	$(VENV)/ruff check .
 	$(VENV)/mypy $(TYPED)
-	$(VENV)/pytest -q tests --basetemp=$(TEST_TMP)
+	$(VENV)/pytest -q tests --basetemp=$(TEST_TMP) --durations=15
 
 demo: setup
 	$(VENV)/marketlake demo
