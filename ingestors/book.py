@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from decimal import Decimal, InvalidOperation
-from itertools import islice
 from typing import NamedTuple
 
 from sortedcontainers import SortedDict
@@ -167,13 +166,14 @@ class OrderBook:
 
     def bids(self, n: int | None = None) -> list[Level]:
         """Best `n` bids (all if None), best first."""
-        values = reversed(self._bids.values())
-        return list(values if n is None else islice(values, n))
+        # A slice of the sorted keys is one bulk read; reversed(values()) would index the keys one by one.
+        levels: list[Level] = self._bids.values()[-n:] if n else ([] if n == 0 else self._bids.values()[:])
+        levels.reverse()
+        return levels
 
     def asks(self, n: int | None = None) -> list[Level]:
         """Best `n` asks (all if None), best first."""
-        values = iter(self._asks.values())
-        return list(values if n is None else islice(values, n))
+        return list(self._asks.values()[:n]) if n is not None else list(self._asks.values()[:])
 
     def top(self, n: int) -> tuple[list[Level], list[Level]]:
         """(bids, asks): the best n levels of each side, best first."""
