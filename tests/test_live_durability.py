@@ -310,7 +310,7 @@ def test_an_unacknowledged_write_is_retried_and_then_reported_never_dropped(own_
         deadline = time.monotonic() + 30
         while sink.stats.retried == 0:  # the first attempt's deliveries failed: no topic yet
             assert time.monotonic() < deadline and not writing.done(), f"no failed attempt: {sink.stats}"
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.05)  # polling the sink's counters, with a deadline
         await asyncio.to_thread(ensure_topics, settings.kafka_bootstrap, all_topics(settings))
         await writing
 
