@@ -1,7 +1,7 @@
 """ccxt.pro kraken (websocket v2) against our Kraken replay server's /v2, transcoded from the v1 recording.
 
 The recording (KRAKEN.jsonl.zst, 2021-04-17) is websocket v1; ccxt.pro 4.5 speaks only v2
-(tests/test_ccxt_exchanges.py). ingestors/kraken/replay_v2.py serves /v2 by re-encoding the
+(tests/test_ccxt_kraken.py). ingestors/kraken/replay_v2.py serves /v2 by re-encoding the
 recorded v1 frames (ingestors/kraken/v2.py). ccxt.pro kraken connects there (its
 urls["api"]["ws"]["publicV2"]), with the markets ccxt's own fetch_markets parses from the recorded
 /0/public/AssetPairs answer (set_markets: the recording has no /0/public/Assets for load_markets):
