@@ -12,7 +12,7 @@ For each exchange and each implementation, the same recorded websocket frames (r
 
 Binance: books start from the recorded REST snapshot; cryptofeed's and ccxt's symbol tables come from the replay
 server's exchangeInfo (loaded before timing), cryptofeed's snapshot is set directly where its _snapshot would have
-fetched it. OKX, Kraken, Bybit, Coinbase (bench/normalise_cases.py): books start from their in-stream snapshot,
+fetched it. OKX, Kraken, Bybit, Coinbase (bench/normalise_cases/): books start from their in-stream snapshot,
 symbol tables from the recorded instruments answers. Every implementation sees the frames in recorded order, and
 the books of all three must end equal (top 20 levels) before their book rows are timed. No network.
 
@@ -276,7 +276,7 @@ async def bench_binance(data_dir: Path, repeat: int) -> list[Row]:
     return await timed_rows("BINANCE", measures, repeat)
 
 
-# OKX, Kraken, Bybit, Coinbase (bench/normalise_cases.py) --------------------------------------------------------
+# OKX, Kraken, Bybit, Coinbase (bench/normalise_cases/) --------------------------------------------------------
 
 
 async def bench_stream(c: StreamCase, repeat: int) -> list[Row]:
