@@ -12,6 +12,7 @@ import base64
 import hashlib
 import logging
 import os
+import random
 import shutil
 import signal
 import socket
@@ -71,10 +72,44 @@ def _jars_ok(target: Path) -> bool:
     return target.is_dir() and not _verify(target)
 
 
+_HANDED_OUT: set[int] = set()  # ports free_port() gave this process: never the same one twice
+_LOWEST_PICKED = 10_000
+
+
+def _ephemeral_low() -> int:
+    """The first port of the kernel's range for outgoing connections' source ports (Linux default 32768)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
-    with socket.socket() as s:
+    """A TCP port free on 127.0.0.1 for a server we are about to start.
+
+    Picked below the kernel's ephemeral range: a port the kernel hands out for `bind(0)` can, before our
+    server binds it, become the source port of some client's outgoing connection (Kafka clients open many),
+    and the server then fails with "Address already in use" (seen in CI). Never the same port twice in
+    this process.
+    """
+    low = _ephemeral_low()
+    if low - _LOWEST_PICKED > 1000:
+        for _ in range(500):
+            port = random.randrange(_LOWEST_PICKED, low)
+            if port in _HANDED_OUT:
+                continue
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+            _HANDED_OUT.add(port)
+            return port
+    with socket.socket() as s:  # no room below the ephemeral range: let the kernel choose
         s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+        port = int(s.getsockname()[1])
+    _HANDED_OUT.add(port)
+    return port
 
 
 def port_open(host: str, port: int) -> bool:
