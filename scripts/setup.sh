@@ -18,6 +18,17 @@ if [ ! -f "$stamp" ]; then
   rm -f .venv/.installed-*; touch "$stamp"
 fi
 
+# The compiled order book (native/, Rust + pyo3, built by maturin from PyPI with crates from crates.io, pinned by
+# native/Cargo.lock); rebuilt when its sources change.
+native_stamp=.venv/.native-$(cat native/Cargo.toml native/Cargo.lock native/pyproject.toml native/*.pyi native/src/*.rs \
+  | sha256sum | cut -c1-16)
+if [ ! -f "$native_stamp" ] || ! .venv/bin/python -c "import marketlake_native" 2>/dev/null; then
+  echo "== compiled order book (native/, cargo $(cargo --version 2>/dev/null | cut -d' ' -f2))"
+  command -v cargo >/dev/null || { echo "Rust's cargo is needed to build native/ (https://rustup.rs)"; exit 1; }
+  .venv/bin/pip install -q ./native
+  rm -f .venv/.native-*; touch "$native_stamp"
+fi
+
 echo "== Kafka jars"
 command -v java >/dev/null || { echo "Java 17 is needed for Kafka (apt-get install openjdk-17-jre-headless)"; exit 1; }
 command -v mvn >/dev/null || { echo "installing maven"; apt-get install -y -q maven >/dev/null; }

@@ -1,12 +1,15 @@
-"""The normalised L2 book: Decimal-keyed levels, exact strings, best/top-N, truncation, crossed detection."""
+"""The normalised L2 book (compiled, native/): exact-decimal levels, exact strings, best/top-N, truncation, crossed
+detection, and the checksums computed over it, each against a plain model."""
 
 from __future__ import annotations
 
+import zlib
 from decimal import Decimal
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from marketlake_native import kraken_checksum, okx_checksum
 
 from ingestors.book import BookError, Level, OrderBook
 
@@ -102,3 +105,80 @@ def test_book_agrees_with_a_plain_dict_model_after_any_updates(updates: list[tup
             model[is_bid][price] = size
     assert [(Decimal(lv.price), lv.size) for lv in book.bids()] == sorted(model[True].items(), reverse=True)
     assert [(Decimal(lv.price), lv.size) for lv in book.asks()] == sorted(model[False].items())
+
+
+def test_extreme_but_real_prices_and_sizes_order_exactly() -> None:
+    book = OrderBook("X:A/B")
+    book.apply_delta([["0.00000001", "123456789012.12345678"], ["0.000000011", "1"], ["98765432109.87654321", "2"]],
+                     [["98765432109.87654322", "1e-8"]])
+    assert [lv.price for lv in book.bids()] == ["98765432109.87654321", "0.000000011", "0.00000001"]
+    assert book.best_ask() == Level("98765432109.87654322", "1e-8")
+    assert not book.is_crossed()
+
+
+def test_a_number_beyond_exact_decimal_range_is_refused_not_rounded() -> None:
+    # 29 decimal places: rounding it would merge two distinct exchange prices into one key.
+    with pytest.raises(BookError, match=r"not an exact decimal number .*'1\.00000000000000000000000000001'"):
+        OrderBook("X:A/B").set_level(True, "1.00000000000000000000000000001", "1")
+
+
+def _spellings(value: Decimal) -> st.SearchStrategy[str]:
+    """The same number as an exchange might spell it: plain, zero-padded, or in exponent form."""
+    return st.sampled_from([str(value), f"{value:.8f}", f"{value:e}"])
+
+
+levels_strategy = st.lists(st.tuples(prices, sizes).flatmap(
+    lambda ps: st.tuples(_spellings(ps[0]), st.just(ps[1]))), max_size=12)
+
+
+@given(st.lists(st.tuples(levels_strategy, levels_strategy), max_size=25), st.none() | st.integers(1, 6))
+def test_batched_deltas_with_any_spelling_and_depth_limit_agree_with_a_model(
+        batches: list[tuple[list[tuple[str, str]], list[tuple[str, str]]]], depth: int | None) -> None:
+    book = OrderBook("X:A/B", depth_limit=depth)
+    model: dict[bool, dict[Decimal, tuple[str, str]]] = {True: {}, False: {}}
+    for bids, asks in batches:
+        assert book.apply_delta(bids, asks) == len(bids) + len(asks)
+        for is_bid, levels in ((True, bids), (False, asks)):
+            for price, size in levels:
+                if Decimal(size) == 0:
+                    model[is_bid].pop(Decimal(price), None)
+                else:
+                    model[is_bid][Decimal(price)] = (price, size)
+        if depth is not None:  # truncation after each delta, as the book does
+            model[True] = dict(sorted(model[True].items(), reverse=True)[:depth])
+            model[False] = dict(sorted(model[False].items())[:depth])
+    want_bids = [Level(*v) for _, v in sorted(model[True].items(), reverse=True)]
+    want_asks = [Level(*v) for _, v in sorted(model[False].items())]
+    assert book.bids() == want_bids and book.asks() == want_asks
+    assert book.top(3) == (want_bids[:3], want_asks[:3])
+    assert book.depth() == (len(want_bids), len(want_asks))
+    assert book.is_crossed() == bool(want_bids and want_asks and
+                                     Decimal(want_bids[0].price) >= Decimal(want_asks[0].price))
+
+
+def _kraken_reference(book: OrderBook, n: int) -> int:
+    """Kraken's documented checksum, written out plainly: the compiled one must agree."""
+    def digits(s: str) -> str:
+        return s.replace(".", "").lstrip("0")
+    text = "".join(digits(lv.price) + digits(lv.size) for lv in book.asks(n))
+    text += "".join(digits(lv.price) + digits(lv.size) for lv in book.bids(n))
+    return zlib.crc32(text.encode())
+
+
+def _okx_reference(book: OrderBook, n: int) -> int:
+    bids, asks = book.top(n)
+    parts: list[str] = []
+    for i in range(max(len(bids), len(asks))):
+        parts += [*bids[i]] if i < len(bids) else []
+        parts += [*asks[i]] if i < len(asks) else []
+    value = zlib.crc32(":".join(parts).encode())
+    return value - (1 << 32) if value >= 1 << 31 else value
+
+
+@given(levels_strategy, levels_strategy, st.integers(1, 12))
+def test_compiled_checksums_equal_the_documented_formulas(bids: list[tuple[str, str]], asks: list[tuple[str, str]],
+                                                          n: int) -> None:
+    book = OrderBook("X:A/B")
+    book.apply_delta(bids, asks)
+    assert kraken_checksum(book, n) == _kraken_reference(book, n)
+    assert okx_checksum(book, n) == _okx_reference(book, n)

@@ -14,13 +14,13 @@ it is a gap, recorded as a GapEvent, and only that pair resubscribes.
 from __future__ import annotations
 
 import logging
-import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 import orjson
+from marketlake_native import kraken_checksum
 
 from ingestors.book import BookError, OrderBook
 from ingestors.gaps import GapEvent, GapHow
@@ -43,15 +43,10 @@ class Outcome(StrEnum):
     NOT_BOOK = "not_book"  # events, heartbeats, trades, tickers
 
 
-def _checksum_text(value: str) -> str:
-    return value.replace(".", "").lstrip("0")
-
-
 def book_checksum(book: OrderBook, levels: int = CHECKSUM_LEVELS) -> int:
-    """Kraken's CRC32 of the book's top `levels` asks then bids, from the exchange's own strings."""
-    text = "".join(_checksum_text(lv.price) + _checksum_text(lv.size) for lv in book.asks(levels))
-    text += "".join(_checksum_text(lv.price) + _checksum_text(lv.size) for lv in book.bids(levels))
-    return zlib.crc32(text.encode("ascii"))
+    """Kraken's CRC32 of the book's top `levels` asks then bids, from the exchange's own strings (each with the '.'
+    removed and leading zeros stripped), computed in the compiled book: it runs after every update."""
+    return kraken_checksum(book, levels)
 
 
 @dataclass

@@ -18,13 +18,13 @@ counted as checked. A mismatch is a gap like a sequence break.
 from __future__ import annotations
 
 import logging
-import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, NamedTuple
 
 import orjson
+from marketlake_native import okx_checksum
 
 from ingestors.book import BookError, OrderBook
 from ingestors.gaps import GapEvent, GapHow
@@ -70,16 +70,9 @@ class OkxTicker(NamedTuple):
 
 
 def book_checksum(book: OrderBook, levels: int = CHECKSUM_LEVELS) -> int:
-    """OKX's signed CRC32 of the top `levels` bids and asks, interleaved, from the exchange's own strings."""
-    bids, asks = book.top(levels)
-    parts: list[str] = []
-    for i in range(max(len(bids), len(asks))):
-        if i < len(bids):
-            parts += (bids[i].price, bids[i].size)
-        if i < len(asks):
-            parts += (asks[i].price, asks[i].size)
-    value = zlib.crc32(":".join(parts).encode("ascii"))
-    return value - (1 << 32) if value >= 1 << 31 else value
+    """OKX's signed CRC32 of the top `levels` bids and asks, interleaved ("bid:size:ask:size:..."), from the exchange's
+    own strings, computed in the compiled book."""
+    return okx_checksum(book, levels)
 
 
 @dataclass
