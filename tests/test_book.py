@@ -63,6 +63,17 @@ def test_depth_limit_keeps_only_the_best_levels_of_each_side() -> None:
     assert [lv.price for lv in book.bids()] == ["3.5", "3"]
 
 
+def test_truncated_names_the_levels_the_depth_limit_dropped_in_the_last_apply() -> None:
+    book = OrderBook("X:A/B", depth_limit=2)
+    book.apply_snapshot([["1", "1"], ["2", "1"]], [["5", "1"], ["6", "1"]])
+    book.apply_delta([["3", "1"]], [["4", "2"], ["4.5", "1"]])
+    assert book.truncated() == ([Level("1", "1")], [Level("6", "1"), Level("5", "1")])
+    book.apply_delta([["1.5", "1"]], [])  # below the kept bids: in, then out again
+    assert book.truncated() == ([Level("1.5", "1")], [])
+    book.apply_delta([["3", "0"]], [])
+    assert book.truncated() == ([], []) and book.top(5) == ([Level("2", "1")], [Level("4", "2"), Level("4.5", "1")])
+
+
 def test_clear_forgets_levels_and_update_id() -> None:
     book = OrderBook("X:A/B")
     book.apply_snapshot([["1", "1"]], [["2", "1"]], update_id=7)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import orjson
 
+from ingestors.book import OrderBook
 from ingestors.kraken.config import ticker_for
 from ingestors.kraken.live import KrakenLive, ws_pair
 from ingestors.replay.exchanges import replay_for
@@ -66,8 +67,23 @@ def test_every_recorded_trade_arrives_and_every_book_update_passes_its_checksum(
     assert checked > 0 and failures == 0 and not [e for e in got if isinstance(e, StreamGap)]
     assert all(not b.book.is_crossed() for b in kb.values())
     assert sum(conn.stats.malformed.values()) == 0
+    # A subscriber applying the published BookUpdates (a snapshot, then deltas that include the levels the
+    # subscribed depth pushed out) holds exactly the adapter's checksum-verified books, every level.
+    mirrored: dict[str, OrderBook] = {}
+    deltas = 0
+    for e in got:
+        if isinstance(e, BookUpdate):
+            bids, asks = [(lv.price, lv.size) for lv in e.bids], [(lv.price, lv.size) for lv in e.asks]
+            if e.snapshot:
+                mirrored[e.ticker] = OrderBook(e.ticker)
+                mirrored[e.ticker].apply_snapshot(bids, asks)
+            else:
+                deltas += 1
+                mirrored[e.ticker].apply_delta(bids, asks)
+    for b in kb.values():
+        assert (mirrored[b.ticker].bids(), mirrored[b.ticker].asks()) == (b.book.bids(), b.book.asks()), b.ticker
     print(f"kraken: {sum(len(v) for v in trades.values())} trades, {books} book frames, {checked} checksums checked, "
-          f"0 failures, {sum(tops.values())} tops")
+          f"0 failures, {sum(tops.values())} tops; {deltas} published deltas rebuild all {len(kb)} books exactly")
 
 
 def test_a_dropped_update_fails_its_pairs_checksum_and_only_that_pair_resubscribes(data_dir: Path) -> None:

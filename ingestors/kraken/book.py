@@ -43,6 +43,11 @@ class Outcome(StrEnum):
     NOT_BOOK = "not_book"  # events, heartbeats, trades, tickers
 
 
+def _shown(msg: Any) -> str:
+    """The start of a bad message, for its error."""
+    return repr(orjson.dumps(msg)[:200].decode(errors="replace"))
+
+
 def book_checksum(book: OrderBook, levels: int = CHECKSUM_LEVELS) -> int:
     """Kraken's CRC32 of the book's top `levels` asks then bids, from the exchange's own strings (each with the '.'
     removed and leading zeros stripped), computed in the compiled book: it runs after every update."""
@@ -129,16 +134,20 @@ class KrakenBooks:
             msg = orjson.loads(text)
         except orjson.JSONDecodeError as exc:
             raise KrakenParseError(f"not JSON ({exc}): {text[:200]!r}") from None
+        return self.on_message(msg, recv_ns)
+
+    def on_message(self, msg: Any, recv_ns: int) -> tuple[KrakenBook | None, Outcome]:
+        """on_frame for a frame already decoded (the live adapter decodes each frame once)."""
         if not isinstance(msg, list):
             return None, Outcome.NOT_BOOK  # systemStatus, subscriptionStatus, heartbeat
         if len(msg) < 4 or not isinstance(msg[-2], str) or not isinstance(msg[-1], str):
-            raise KrakenParseError(f"channel message without channel name and pair: {text[:200]!r}")
+            raise KrakenParseError(f"channel message without channel name and pair: {_shown(msg)}")
         channel, pair = msg[-2], msg[-1]
         if not channel.startswith("book"):
             return None, Outcome.NOT_BOOK
         payloads = msg[1:-2]
         if not payloads or not all(isinstance(p, dict) for p in payloads):
-            raise KrakenParseError(f"book message for {pair} without level objects: {text[:200]!r}")
+            raise KrakenParseError(f"book message for {pair} without level objects: {_shown(msg)}")
         book = self.books.get((channel, pair))
         if book is None:
             try:
@@ -151,7 +160,7 @@ class KrakenBooks:
                 return book, book.on_snapshot(payloads[0])
             return book, book.on_update(payloads, recv_ns)
         except (BookError, TypeError) as exc:
-            raise KrakenParseError(f"malformed book levels for {pair} ({exc}): {text[:200]!r}") from None
+            raise KrakenParseError(f"malformed book levels for {pair} ({exc}): {_shown(msg)}") from None
 
     @property
     def gaps(self) -> list[GapEvent]:

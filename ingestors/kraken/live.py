@@ -4,10 +4,10 @@ https://docs.kraken.com/api/docs/websocket-v1/ — one connection, three subscri
 (trade, ticker, book-N) for the configured pairs (XBT is Kraken's BTC):
 - trade [chanID, [[price, volume, time, side, type, misc], ...], "trade", pair] → Tick. v1 trades carry
   no id: the id is "<time>-<index in the message>", unique and stable for a replayed message;
-- book snapshots/updates → ingestors/kraken/book.KrakenBooks (checksum after every update). Each
-  verified change goes out as a BookUpdate snapshot of the top `PUBLISH_LEVELS` levels: Kraken
-  truncates the book to the subscribed depth after each update, which plain deltas would not tell
-  a subscriber. A checksum mismatch is a StreamGap, and only that pair resubscribes (`outgoing`);
+- book snapshots/updates → ingestors/kraken/book.KrakenBooks (checksum after every update). A snapshot
+  goes out as a BookUpdate snapshot of the whole book, each verified update as a delta: its levels as
+  Kraken sent them, then a size-0 level for each level the subscribed depth pushed out (Kraken truncates
+  without saying so). A checksum mismatch is a StreamGap, and only that pair resubscribes (`outgoing`);
 - ticker {"a": [price, whole lot volume, lot volume], "b": [...]} → TopOfBook;
 - keep-alive: {"event":"ping"} every 20 s, {"event":"pong"} and heartbeats keep the connection.
 """
@@ -30,7 +30,6 @@ from live_relay.topics import parse_ticker
 __all__ = ["KrakenLive", "ws_pair"]
 
 BOOK_DEPTH = 1000
-PUBLISH_LEVELS = 25
 _KRAKEN_NAME = {v: k for k, v in ASSET_ALIASES.items()}
 
 
@@ -108,23 +107,34 @@ class KrakenLive:
                 return [TopOfBook(ticker=ticker_for(pair), bid_price=d["b"][0], bid_size=d["b"][2], ask_price=d["a"][0],
                                   ask_size=d["a"][2], receive_time_ns=recv_ns)]  # fmt: skip
             if channel.startswith("book"):
-                return self._book(data, recv_ns)
+                return self._book(msg, recv_ns)
         except KrakenParseError as exc:
             raise FrameParseError("schema", str(exc)) from None
         except (KeyError, IndexError, TypeError, ValueError) as exc:
             raise FrameParseError("schema", f"{channel} {pair}: {type(exc).__name__} {exc}") from None
         raise FrameParseError("unknown_channel", channel)
 
-    def _book(self, data: str | bytes, recv_ns: int) -> list[LiveEvent]:
-        kb, outcome = self.books.on_frame(data, recv_ns)
+    def _book(self, msg: list[Any], recv_ns: int) -> list[LiveEvent]:
+        kb, outcome = self.books.on_message(msg, recv_ns)
         if kb is None:
             return []
         if outcome is Outcome.CHECKSUM_FAILED:
             self._outgoing += [self._subscribe([kb.pair], "book", "unsubscribe"), self._subscribe([kb.pair], "book")]
             return [stream_gap(kb.gaps[-1])]
-        if outcome in (Outcome.SNAPSHOT, Outcome.APPLIED):
-            bids, asks = kb.book.top(PUBLISH_LEVELS)
+        if outcome is Outcome.SNAPSHOT:
+            bids, asks = kb.book.top(kb.book.depth_limit or BOOK_DEPTH)
             return [BookUpdate(ticker=kb.ticker, snapshot=True, bids=_levels(bids), asks=_levels(asks),
+                               receive_time_ns=recv_ns, update_id=kb.stats.updates_applied)]  # fmt: skip
+        if outcome is Outcome.APPLIED:
+            # The levels as Kraken sent them, then the ones the subscribed depth pushed out (Kraken drops them
+            # without a message): applied in order, a subscriber's book stays equal to ours.
+            cut_bids, cut_asks = kb.book.truncated()
+            payloads = msg[1:-2]
+            bids = [BookLevel(lv[0], lv[1]) for p in payloads for lv in p.get("b", ())]
+            asks = [BookLevel(lv[0], lv[1]) for p in payloads for lv in p.get("a", ())]
+            bids += [BookLevel(lv.price, "0") for lv in cut_bids]
+            asks += [BookLevel(lv.price, "0") for lv in cut_asks]
+            return [BookUpdate(ticker=kb.ticker, snapshot=False, bids=tuple(bids), asks=tuple(asks),
                                receive_time_ns=recv_ns, update_id=kb.stats.updates_applied)]  # fmt: skip
         return []
 

@@ -80,6 +80,8 @@ struct OrderBook {
     update_id: i64,
     bids: Side, // ascending: the best bid is the last key
     asks: Side, // ascending: the best ask is the first key
+    dropped_bids: Vec<Entry>, // levels the depth limit dropped since the last apply (see `truncated`)
+    dropped_asks: Vec<Entry>,
 }
 
 /// A level's element as a Python str: str as is, int and float as their str() (what Decimal(x) would read).
@@ -166,6 +168,8 @@ impl OrderBook {
     }
 
     fn apply(&mut self, changes: Vec<Change>) {
+        self.dropped_bids.clear();
+        self.dropped_asks.clear();
         for (is_bid, key, strings) in changes {
             let side = if is_bid { &mut self.bids } else { &mut self.asks };
             match strings {
@@ -203,13 +207,23 @@ impl OrderBook {
     #[new]
     #[pyo3(signature = (ticker, depth_limit=None))]
     fn new(ticker: String, depth_limit: Option<usize>) -> Self {
-        OrderBook { ticker, depth_limit, update_id: 0, bids: BTreeMap::new(), asks: BTreeMap::new() }
+        OrderBook {
+            ticker,
+            depth_limit,
+            update_id: 0,
+            bids: BTreeMap::new(),
+            asks: BTreeMap::new(),
+            dropped_bids: Vec::new(),
+            dropped_asks: Vec::new(),
+        }
     }
 
     /// Forget every level (before a resync) and the update id.
     fn clear(&mut self) {
         self.bids.clear();
         self.asks.clear();
+        self.dropped_bids.clear();
+        self.dropped_asks.clear();
         self.update_id = 0;
     }
 
@@ -249,11 +263,17 @@ impl OrderBook {
     /// Keep only the best `depth` levels of each side (Kraken: levels beyond the subscribed depth go).
     fn truncate(&mut self, depth: usize) {
         while self.bids.len() > depth {
-            self.bids.pop_first();
+            self.dropped_bids.extend(self.bids.pop_first().map(|(_, e)| e));
         }
         while self.asks.len() > depth {
-            self.asks.pop_last();
+            self.dropped_asks.extend(self.asks.pop_last().map(|(_, e)| e));
         }
+    }
+
+    /// (bids, asks) the depth limit dropped in the last apply_snapshot / apply_delta / set_level (and any truncate
+    /// since), in the order they went: what a subscriber of deltas must delete too (Kraken truncates silently).
+    fn truncated(&mut self, py: Python<'_>) -> PyResult<(Vec<Py<PyAny>>, Vec<Py<PyAny>>)> {
+        Ok((Self::levels(py, self.dropped_bids.iter_mut(), None)?, Self::levels(py, self.dropped_asks.iter_mut(), None)?))
     }
 
     fn best_bid(&mut self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
