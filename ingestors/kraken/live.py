@@ -130,11 +130,11 @@ class KrakenLive:
             # without a message): applied in order, a subscriber's book stays equal to ours.
             cut_bids, cut_asks = kb.book.truncated()
             payloads = msg[1:-2]
-            bids = [BookLevel(lv[0], lv[1]) for p in payloads for lv in p.get("b", ())]
-            asks = [BookLevel(lv[0], lv[1]) for p in payloads for lv in p.get("a", ())]
-            bids += [BookLevel(lv.price, "0") for lv in cut_bids]
-            asks += [BookLevel(lv.price, "0") for lv in cut_asks]
-            return [BookUpdate(ticker=kb.ticker, snapshot=False, bids=tuple(bids), asks=tuple(asks),
+            set_bids = [BookLevel(lv[0], lv[1]) for p in payloads for lv in p.get("b", ())]
+            set_asks = [BookLevel(lv[0], lv[1]) for p in payloads for lv in p.get("a", ())]
+            set_bids += [BookLevel(lv.price, "0") for lv in cut_bids]
+            set_asks += [BookLevel(lv.price, "0") for lv in cut_asks]
+            return [BookUpdate(ticker=kb.ticker, snapshot=False, bids=tuple(set_bids), asks=tuple(set_asks),
                                receive_time_ns=recv_ns, update_id=kb.stats.updates_applied)]  # fmt: skip
         return []
 
