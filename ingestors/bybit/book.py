@@ -30,6 +30,7 @@ from ingestors.bybit.config import (
     ticker_for,
 )
 from ingestors.gaps import GapEvent, GapHow
+from ingestors.live.adapter import excerpt
 
 __all__ = ["BybitBook", "BybitBooks", "BybitParseError", "BybitTicker", "Outcome"]
 
@@ -191,6 +192,10 @@ class BybitBooks:
             msg = orjson.loads(text)
         except orjson.JSONDecodeError as exc:
             raise BybitParseError(f"not JSON ({exc}): {text[:200]!r}") from None
+        return self.on_message(msg, recv_ns)
+
+    def on_message(self, msg: Any, recv_ns: int) -> tuple[BybitBook | None, Outcome]:
+        """on_frame for a frame already decoded (the live adapter decodes each frame once)."""
         topic = msg.get("topic") if isinstance(msg, dict) else None
         if not isinstance(topic, str):
             return None, Outcome.NOT_BOOK  # {"op": "subscribe" | "pong", "success": ...}
@@ -206,7 +211,7 @@ class BybitBooks:
         except (BookError, BybitSymbolError, KeyError, TypeError, ValueError) as exc:
             if isinstance(exc, BybitParseError):
                 raise
-            raise BybitParseError(f"malformed Bybit {topic} message ({type(exc).__name__}: {exc}): {text[:200]!r}") from None
+            raise BybitParseError(f"malformed Bybit {topic} message ({type(exc).__name__}: {exc}): {excerpt(msg)}") from None
         return None, Outcome.NOT_BOOK
 
     def _on_ticker(self, msg: Mapping[str, Any]) -> Outcome:

@@ -125,7 +125,7 @@ class BybitLive:
                              size=str(t["v"]), buyer_is_maker=t["S"] == "Sell", exchange_time_ns=int(t["T"]) * _MS,
                              receive_time_ns=recv_ns) for t in msg["data"]]  # fmt: skip
             if topic.startswith(("orderbook.", "tickers.")):
-                book, outcome = self.books.on_frame(data, recv_ns)
+                book, outcome = self.books.on_message(msg, recv_ns)
                 return self._book(book, outcome, msg, recv_ns)
         except BybitParseError as exc:
             for lost in self.books.wanting_resubscribe():  # an unreadable book message: that book needs a new snapshot

@@ -25,6 +25,7 @@ from marketlake_native import kraken_checksum
 from ingestors.book import BookError, OrderBook
 from ingestors.gaps import GapEvent, GapHow
 from ingestors.kraken.config import CHECKSUM_LEVELS, EXCHANGE, KrakenSymbolError, book_depth, ticker_for
+from ingestors.live.adapter import excerpt
 
 __all__ = ["KrakenBook", "KrakenBooks", "KrakenParseError", "Outcome", "book_checksum"]
 
@@ -41,11 +42,6 @@ class Outcome(StrEnum):
     CHECKSUM_FAILED = "checksum_failed"  # a gap: the pair must resubscribe
     SKIPPED = "skipped"  # update for a book that waits for a fresh snapshot
     NOT_BOOK = "not_book"  # events, heartbeats, trades, tickers
-
-
-def _shown(msg: Any) -> str:
-    """The start of a bad message, for its error."""
-    return repr(orjson.dumps(msg)[:200].decode(errors="replace"))
 
 
 def book_checksum(book: OrderBook, levels: int = CHECKSUM_LEVELS) -> int:
@@ -141,13 +137,13 @@ class KrakenBooks:
         if not isinstance(msg, list):
             return None, Outcome.NOT_BOOK  # systemStatus, subscriptionStatus, heartbeat
         if len(msg) < 4 or not isinstance(msg[-2], str) or not isinstance(msg[-1], str):
-            raise KrakenParseError(f"channel message without channel name and pair: {_shown(msg)}")
+            raise KrakenParseError(f"channel message without channel name and pair: {excerpt(msg)}")
         channel, pair = msg[-2], msg[-1]
         if not channel.startswith("book"):
             return None, Outcome.NOT_BOOK
         payloads = msg[1:-2]
         if not payloads or not all(isinstance(p, dict) for p in payloads):
-            raise KrakenParseError(f"book message for {pair} without level objects: {_shown(msg)}")
+            raise KrakenParseError(f"book message for {pair} without level objects: {excerpt(msg)}")
         book = self.books.get((channel, pair))
         if book is None:
             try:
@@ -160,7 +156,7 @@ class KrakenBooks:
                 return book, book.on_snapshot(payloads[0])
             return book, book.on_update(payloads, recv_ns)
         except (BookError, TypeError) as exc:
-            raise KrakenParseError(f"malformed book levels for {pair} ({exc}): {_shown(msg)}") from None
+            raise KrakenParseError(f"malformed book levels for {pair} ({exc}): {excerpt(msg)}") from None
 
     @property
     def gaps(self) -> list[GapEvent]:

@@ -16,11 +16,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import orjson
+
 from live_relay.messages import BookUpdate, StreamGap, Tick, TopOfBook
 
-__all__ = ["FrameParseError", "KeepAlive", "LiveAdapter", "LiveEvent", "SnapshotRequest"]
+__all__ = ["FrameParseError", "KeepAlive", "LiveAdapter", "LiveEvent", "SnapshotRequest", "excerpt"]
 
 LiveEvent = Tick | BookUpdate | TopOfBook | StreamGap
+
+
+def excerpt(msg: Any, limit: int = 200) -> str:
+    """The start of a decoded message that was wrong, for its error (adapters decode each frame once)."""
+    return repr(orjson.dumps(msg, default=str)[:limit].decode(errors="replace"))
 
 
 class FrameParseError(ValueError):

@@ -28,6 +28,7 @@ from marketlake_native import okx_checksum
 
 from ingestors.book import BookError, OrderBook
 from ingestors.gaps import GapEvent, GapHow
+from ingestors.live.adapter import excerpt
 from ingestors.okx.config import (
     BOOK_DEPTHS,
     CHECKSUM_LEVELS,
@@ -211,6 +212,10 @@ class OkxBooks:
             msg = orjson.loads(text)
         except orjson.JSONDecodeError as exc:
             raise OkxParseError(f"not JSON ({exc}): {text[:200]!r}") from None
+        return self.on_message(msg, recv_ns)
+
+    def on_message(self, msg: Any, recv_ns: int) -> tuple[OkxBook | None, Outcome]:
+        """on_frame for a frame already decoded (the live adapter decodes each frame once)."""
         if not isinstance(msg, dict) or "event" in msg or "arg" not in msg:
             return None, Outcome.NOT_BOOK  # subscribe/unsubscribe/error events, pong
         try:
@@ -226,16 +231,16 @@ class OkxBooks:
                 book = self.books[(channel, inst_id)] = OkxBook(inst_id, channel, on_gap=self._on_gap)
             action = msg.get("action") if channel in INCREMENTAL_CHANNELS else None
             if len(data) != 1:
-                raise OkxParseError(f"book push for {inst_id} with {len(data)} data objects: {text[:200]!r}")
+                raise OkxParseError(f"book push for {inst_id} with {len(data)} data objects: {excerpt(msg)}")
             if action in (None, "snapshot"):
                 return book, book.on_snapshot(data[0], recv_ns)
             if action != "update":
-                raise OkxParseError(f"unknown book action {action!r} for {inst_id}: {text[:200]!r}")
+                raise OkxParseError(f"unknown book action {action!r} for {inst_id}: {excerpt(msg)}")
             return book, book.on_update(data[0], recv_ns)
         except (BookError, KeyError, IndexError, TypeError, ValueError, OkxSymbolError) as exc:
             if isinstance(exc, OkxParseError):
                 raise
-            raise OkxParseError(f"malformed OKX push ({type(exc).__name__}: {exc}): {text[:200]!r}") from None
+            raise OkxParseError(f"malformed OKX push ({type(exc).__name__}: {exc}): {excerpt(msg)}") from None
 
     def wanting_resubscribe(self) -> list[tuple[str, str]]:
         """(channel, instId) of every book that lost sync and needs a fresh snapshot."""

@@ -109,7 +109,7 @@ class OkxLive:
             except (KeyError, TypeError, ValueError) as exc:
                 raise FrameParseError("schema", f"trades: {type(exc).__name__} {exc}") from None
         try:
-            book, outcome = self.books.on_frame(data, recv_ns)
+            book, outcome = self.books.on_message(msg, recv_ns)
         except OkxParseError as exc:
             lost = self.books.books.get((str(channel), str(arg.get("instId")))) if isinstance(arg, dict) else None
             if lost is not None and lost.wants_resubscribe:  # an unreadable push: the book needs a new snapshot
