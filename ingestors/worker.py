@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+import msgspec
 from confluent_kafka import Consumer, KafkaError, Producer
 
 from live_relay import codec
@@ -58,9 +59,7 @@ class BatchWriter:
         self.sequence += 1
 
     def _with(self, **fields: object) -> OHLCBatch:
-        from dataclasses import replace
-
-        return replace(self.head, sequence=self.sequence, fetched_at=time.time_ns() // 1000, **fields)  # type: ignore[arg-type]
+        return msgspec.structs.replace(self.head, sequence=self.sequence, fetched_at=time.time_ns() // 1000, **fields)
 
     def metadata(self) -> None:
         self._send(self._with(kind=BatchKind.METADATA))

@@ -11,12 +11,12 @@ This is the only module that touches the generated protobuf classes.
 
 from __future__ import annotations
 
-import dataclasses
 import typing
 from enum import IntEnum
 from functools import cache
 from typing import Any
 
+import msgspec
 from google.protobuf.message import DecodeError
 
 from live_relay import messages as m
@@ -63,7 +63,7 @@ class DeprecatedMessageError(ValueError):
     """Raised when code tries to send a deprecated type (they are decoded, never sent)."""
 
 
-# --- conversion between frozen dataclasses and protobuf ----------------------------------------
+# --- conversion between the message Structs and protobuf ----------------------------------------
 
 
 _SCALAR, _NESTED, _MAP, _ENUM = range(4)
@@ -74,7 +74,7 @@ def _plan(cls: type) -> tuple[tuple[str, int, Any], ...]:
     """How to read each field of `cls` from protobuf, worked out once per class (decoding is a hot path)."""
     hints = typing.get_type_hints(cls)
     plan = []
-    for f in dataclasses.fields(cls):
+    for f in msgspec.structs.fields(cls):
         hint = hints[f.name]
         origin = typing.get_origin(hint)
         if origin is tuple:

@@ -183,14 +183,14 @@ def cancel(
 @app.command()
 def subscribe(topics: Annotated[list[str], typer.Argument(help="Topic prefixes, e.g. 'BINANCE:BTC/USDT|tick'")]) -> None:
     """Print live messages on the given topics, decoded, one JSON line each."""
-    import dataclasses
+    import msgspec
 
     from marketlake.client import MarketlakeClient
 
     with MarketlakeClient(get_settings()) as client:
         try:
             for topic, msg in client.stream(topics):
-                print(json.dumps({"topic": topic, "type": type(msg).__name__, **dataclasses.asdict(msg)}, default=str),
+                print(json.dumps({"topic": topic, "type": type(msg).__name__, **msgspec.structs.asdict(msg)}, default=str),
                       flush=True)
         except KeyboardInterrupt:
             pass

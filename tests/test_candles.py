@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import gzip
 import json
 from collections.abc import Iterable
@@ -11,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import msgspec
 import pyarrow as pa
 import pytest
 from hypothesis import given, settings, target
@@ -35,7 +35,7 @@ def trade(tid: int, t_ns: int, price: str, size: str = "1", *, maker: bool = Fal
 
 def final_candles(emitted: Iterable[OHLC]) -> dict[tuple[str, int, int], OHLC]:
     """The last final candle of each (ticker, period, open time), without its emission sequence."""
-    return {(c.ticker, c.period_seconds, c.open_time): dataclasses.replace(c, sequence=0) for c in emitted if c.closed}
+    return {(c.ticker, c.period_seconds, c.open_time): msgspec.structs.replace(c, sequence=0) for c in emitted if c.closed}
 
 
 def values(c: OHLC) -> tuple[Any, ...]:
@@ -124,7 +124,7 @@ def test_updates_while_open_then_a_final_candle_when_a_later_period_trades() -> 
     nxt = b.on_trade(trade(4, T0 + MIN_NS + 5, "102", "1"))
     assert [(c.open_time, c.closed) for c in nxt] == [(T0 // 1000, True), ((T0 + MIN_NS) // 1000, False)]
     final = nxt[0]
-    assert dataclasses.replace(final, closed=False, sequence=0) == dataclasses.replace(u3[0], sequence=0)
+    assert msgspec.structs.replace(final, closed=False, sequence=0) == msgspec.structs.replace(u3[0], sequence=0)
     assert final.quote_volume == "351.75" and final.taker_buy_volume == "2.5" and final.taker_buy_quote_volume == "250.75"
     assert [c.sequence for c in u1 + u2 + u3 + nxt] == [1, 2, 3, 4, 5]  # one sequence per topic
 

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
-
+import msgspec
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -122,4 +121,4 @@ def test_frozen_types_match_the_proto_fields() -> None:
 
     for cls in m.TYPE_OF_CLASS:
         proto_fields = {f.name for f in getattr(pb, cls.__name__).DESCRIPTOR.fields}
-        assert {f.name for f in dataclasses.fields(cls)} == proto_fields, cls.__name__
+        assert {f.name for f in msgspec.structs.fields(cls)} == proto_fields, cls.__name__
