@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -243,7 +242,6 @@ def test_close_gives_up_on_a_required_subscriber_that_never_reads_and_names_it()
     run(main())
 
 
-@dataclass(frozen=True)
 class LiquidationTick(Tick):
     """A Tick subclass: subscribers of Tick receive it too."""
 

@@ -181,10 +181,14 @@ class BybitBooks:
         self.ticker: BybitTicker | None = None  # the top of book after the last tickers push that changed it
         self._tops: dict[str, dict[str, str]] = {}  # symbol -> merged bid1/ask1 fields
         self._instruments = instruments or {}
+        self._tickers: dict[str, str] = {}
         self._on_gap = on_gap
 
     def ticker_of(self, symbol: str) -> str:
-        return ticker_for(symbol, self.category, self._instruments.get(symbol))
+        ticker = self._tickers.get(symbol)  # every trade maps its symbol: once per symbol is enough
+        if ticker is None:
+            ticker = self._tickers[symbol] = ticker_for(symbol, self.category, self._instruments.get(symbol))
+        return ticker
 
     def on_frame(self, text: str | bytes, recv_ns: int) -> tuple[BybitBook | None, Outcome]:
         """Route one frame: orderbook messages change their topic's book; tickers update `ticker`."""

@@ -12,6 +12,7 @@ message of that connection was lost; the "heartbeats" channel sends one message 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import lru_cache
 
 EXCHANGE = "COINBASE"
 REST_BASE_URL = "https://api.coinbase.com"
@@ -36,6 +37,7 @@ class CoinbaseSymbolError(ValueError):
     """A Coinbase product id that is not BASE-QUOTE, or a timestamp that is not RFC 3339."""
 
 
+@lru_cache(maxsize=4096)  # every trade and book message maps its symbol: once per symbol is enough
 def ticker_for(product_id: str) -> str:
     """Product id -> project ticker: "BTC-USD" -> "COINBASE:BTC/USD"."""
     base, sep, quote = product_id.partition("-")
@@ -48,9 +50,14 @@ def time_ns(text: str) -> int:
     """RFC 3339 UTC time with up to nanosecond digits ("2026-08-09T21:05:48.84777437Z") -> ns since epoch."""
     head, _, frac = text.rstrip("Z").partition(".")
     try:
-        seconds = datetime.fromisoformat(head).replace(tzinfo=UTC).timestamp()
+        seconds = _epoch_seconds(head)
     except ValueError:
         raise CoinbaseSymbolError(f"not an RFC 3339 UTC time: {text!r}") from None
     if not text.endswith("Z") or (frac and not frac.isdigit()) or len(frac) > 9:
         raise CoinbaseSymbolError(f"not an RFC 3339 UTC time with at most 9 fraction digits: {text!r}")
-    return int(seconds) * 1_000_000_000 + int(frac.ljust(9, "0") or 0)
+    return seconds * 1_000_000_000 + int(frac.ljust(9, "0") or 0)
+
+
+@lru_cache(maxsize=1024)  # the trades and events of a message mostly share their second
+def _epoch_seconds(head: str) -> int:
+    return int(datetime.fromisoformat(head).replace(tzinfo=UTC).timestamp())

@@ -28,7 +28,7 @@ from ingestors.coinbase.config import (
     ticker_for,
     time_ns,
 )
-from ingestors.gaps import stream_gap
+from ingestors.gaps import GapEvent, stream_gap
 from ingestors.live.adapter import FrameParseError, KeepAlive, LiveEvent, SnapshotRequest
 from live_relay.messages import BookLevel, BookUpdate, Tick, TopOfBook
 from live_relay.topics import parse_ticker
@@ -50,9 +50,9 @@ class CoinbaseLive:
         self.products = [product_id(t) for t in tickers]
         self.url = ws_url
         self.keepalive = KeepAlive(ping_interval_s=20.0, ping_frame=None, pong_timeout_s=10.0, max_lifetime_s=None)
-        self.books = CoinbaseBooks()
+        self._new_gaps: list[GapEvent] = []  # recorded by the books (on_gap), sent with the frame's events
+        self.books = CoinbaseBooks(on_gap=self._new_gaps.append)
         self._outgoing: list[str] = []
-        self._gaps_seen = 0
 
     def ws_url(self) -> str:
         return self.url
@@ -68,9 +68,9 @@ class CoinbaseLive:
         return []
 
     def on_disconnect(self, recv_ns: int) -> list[LiveEvent]:
-        gaps = [stream_gap(g) for g in self.books.on_disconnect(recv_ns)]
-        self._gaps_seen = len(self.books.gaps)
-        return list(gaps)
+        gaps: list[LiveEvent] = [stream_gap(g) for g in self.books.on_disconnect(recv_ns)]
+        self._new_gaps.clear()  # returned here, not again with the next frame
+        return gaps
 
     def is_pong(self, data: str | bytes) -> bool:
         return False
@@ -85,10 +85,9 @@ class CoinbaseLive:
         except CoinbaseParseError as exc:
             raise FrameParseError("schema", str(exc)) from None
         out: list[LiveEvent] = []
-        new_gaps = self.books.gaps[self._gaps_seen:]
-        if new_gaps:
-            self._gaps_seen = len(self.books.gaps)
-            out += [stream_gap(g) for g in new_gaps]
+        if self._new_gaps:
+            out += [stream_gap(g) for g in self._new_gaps]
+            self._new_gaps.clear()
             wanting = self.books.wanting_resubscribe()
             self._outgoing += [self._frame("unsubscribe", L2_SUBSCRIBE_CHANNEL, wanting),
                            self._frame("subscribe", L2_SUBSCRIBE_CHANNEL, wanting)]
@@ -98,7 +97,7 @@ class CoinbaseLive:
                               receive_time_ns=recv_ns) for t in self.books.tickers]  # fmt: skip
         elif outcome in (Outcome.SNAPSHOT, Outcome.APPLIED) or books:
             out += self._book_updates(self.books.message, recv_ns)
-        elif outcome is Outcome.NOT_BOOK and b"market_trades" in (data if isinstance(data, bytes) else data.encode()):
+        elif outcome is Outcome.NOT_BOOK and isinstance(self.books.message, dict):
             out += self._trades(self.books.message, recv_ns)
         return out
 

@@ -6,6 +6,8 @@ and the guide "Spot WebSockets book checksum (v1)".
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 EXCHANGE = "KRAKEN"
 REST_BASE_URL = "https://api.kraken.com"
 WS_BASE_URL = "wss://ws.kraken.com"
@@ -22,6 +24,7 @@ class KrakenSymbolError(ValueError):
     """A Kraken websocket pair name that is not BASE/QUOTE."""
 
 
+@lru_cache(maxsize=4096)  # every trade and book message maps its symbol: once per symbol is enough
 def ticker_for(pair: str) -> str:
     """Websocket pair name -> project ticker: "XBT/CHF" -> "KRAKEN:BTC/CHF"."""
     base, sep, quote = pair.partition("/")

@@ -10,6 +10,7 @@ integrity check.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from live_relay.topics import parse_ticker
 
@@ -39,6 +40,7 @@ class OkxSymbolError(ValueError):
     """An OKX instId that is not BASE-QUOTE[-SWAP|-YYMMDD[-STRIKE-C|P]]."""
 
 
+@lru_cache(maxsize=4096)  # every trade and book message maps its symbol: once per symbol is enough
 def ticker_for(inst_id: str) -> str:
     """instId -> project ticker: BTC-USDT -> OKX:BTC/USDT, UNI-USD-SWAP -> OKX:UNI/USDPERP,
     BTC-USD-220527 -> OKX:BTC/USD220527, BTC-USD-220514-22000-C -> OKX:BTC/USD22051422000C."""
