@@ -94,15 +94,20 @@ class KrakenBook:
             return Outcome.SKIPPED
         # All levels of the frame, then one truncation and the checksum (Kraken: "process all price level
         # updates in a message before calculating the checksum").
-        self.book.apply_delta([lv for p in payloads for lv in p.get("b", ())],
-                              [lv for p in payloads for lv in p.get("a", ())])
-        checksum = next((str(p["c"]) for p in reversed(payloads) if "c" in p), None)
+        if len(payloads) == 1:  # the usual frame: one side's levels and the checksum in one object
+            only = payloads[0]
+            self.book.apply_delta(only.get("b", ()), only.get("a", ()))
+            checksum = only.get("c")
+        else:
+            self.book.apply_delta([lv for p in payloads for lv in p.get("b", ())],
+                                  [lv for p in payloads for lv in p.get("a", ())])
+            checksum = next((p["c"] for p in reversed(payloads) if "c" in p), None)
         self.stats.updates_applied += 1
         if checksum is None:
             return Outcome.APPLIED
         self.stats.checksum_checked += 1
         ours = book_checksum(self.book)
-        if str(ours) == checksum:
+        if str(ours) == str(checksum):
             return Outcome.APPLIED
         self.stats.checksum_failures += 1
         self.stats.resyncs += 1
@@ -142,7 +147,7 @@ class KrakenBooks:
         if not channel.startswith("book"):
             return None, Outcome.NOT_BOOK
         payloads = msg[1:-2]
-        if not payloads or not all(isinstance(p, dict) for p in payloads):
+        if not payloads or any(type(p) is not dict for p in payloads):
             raise KrakenParseError(f"book message for {pair} without level objects: {excerpt(msg)}")
         book = self.books.get((channel, pair))
         if book is None:

@@ -132,8 +132,9 @@ class KrakenLive:
             payloads = msg[1:-2]
             set_bids = [BookLevel(lv[0], lv[1]) for p in payloads for lv in p.get("b", ())]
             set_asks = [BookLevel(lv[0], lv[1]) for p in payloads for lv in p.get("a", ())]
-            set_bids += [BookLevel(lv.price, "0") for lv in cut_bids]
-            set_asks += [BookLevel(lv.price, "0") for lv in cut_asks]
+            if cut_bids or cut_asks:
+                set_bids += [BookLevel(lv.price, "0") for lv in cut_bids]
+                set_asks += [BookLevel(lv.price, "0") for lv in cut_asks]
             return [BookUpdate(ticker=kb.ticker, snapshot=False, bids=tuple(set_bids), asks=tuple(set_asks),
                                receive_time_ns=recv_ns, update_id=kb.stats.updates_applied)]  # fmt: skip
         return []
