@@ -47,6 +47,8 @@ HEADING = "## Normalisation throughput vs cryptofeed and ccxt (issue 3)"
 
 TRADES, DEPTH, BOOK, BBO = ("trade frames/s", "depth frames/s (text to book)", "book diffs/s (decoded events)",
                            "book diffs/s + best bid/ask read each diff")
+DEPTH_CHECKED, BOOK_CHECKED = ("depth frames/s, cryptofeed verifying checksums too",
+                               "book diffs/s, cryptofeed verifying checksums too")
 COINBASE_DEPTH = ("COINBASE depth frames: every frame of the connection from the first level2 snapshot on — the "
                   "l2_data frames and the ticker, market_trades, heartbeats and candles frames between them, as "
                   "Advanced Trade numbers all channels of a connection together (sequence_num) and our adapter "
@@ -305,6 +307,14 @@ async def bench_stream(c: StreamCase, repeat: int) -> list[Row]:
         (BBO, [(c.ours_books, lambda b: c.ours_book(b, True)), pick(cf_same, (c.cf_books, lambda f: c.cf_book(f, True))),
                pick(ccxt_same, (c.ccxt_books, lambda x: c.ccxt_book(x, True)))], c.levels),
     ]
+    if c.sends_checksums and cf_same:  # like for like: cryptofeed's checksum_validation on, as ours always is
+        feed = c.cf_feed(checksum_validation=True)
+        await c.cf_frames(feed, c.depth)  # raises cryptofeed's BadChecksum if its checksum disagrees with the exchange
+        measures.insert(2, (DEPTH_CHECKED, [(c.ours_adapters, lambda a: c.ours_frames(a, c.depth)),
+                                            (lambda: c.cf_feed(checksum_validation=True), lambda f: c.cf_frames(f, c.depth)),
+                                            None], c.levels))
+        measures.insert(4, (BOOK_CHECKED, [(c.ours_books, c.ours_book), (lambda: c.cf_books(True), c.cf_book), None],
+                            c.levels))
     assert depth_n and c.trades and c.diffs, (c.exchange, depth_n, len(c.trades), len(c.diffs))
     return await timed_rows(c.exchange, measures, repeat)
 

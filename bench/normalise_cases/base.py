@@ -125,7 +125,11 @@ class StreamCase:
     cf_unreadable = ""  # why cryptofeed cannot read the recording at all ("" if it can)
     cf_books_differ = ""  # why its books cannot equal the others (set by check_books)
 
-    def cf_feed(self) -> Any:
+    # Exchanges that send a book checksum (Kraken, OKX): ours verifies every one, so the bench adds a depth row with
+    # cryptofeed verifying them too (its checksum_validation, off by default), the like-for-like comparison.
+    sends_checksums = False
+
+    def cf_feed(self, checksum_validation: bool = False) -> Any:
         raise NotImplementedError
 
     def cf_conn(self, conn: str) -> Any:
@@ -137,8 +141,8 @@ class StreamCase:
             await feed.message_handler(text, conns[conn], 0.0)
         return len(frames)
 
-    async def cf_books(self) -> Any:
-        feed = self.cf_feed()
+    async def cf_books(self, checksum_validation: bool = False) -> Any:
+        feed = self.cf_feed(checksum_validation)
         await self.cf_frames(feed, [(c, orjson.dumps(m).decode()) for c, m in self.snapshots])
         self._cf_decoded = [(c, json.loads(orjson.dumps(m), parse_float=Decimal), self.cf_symbol(c, m)) for c, m in self.diffs]
         return feed

@@ -65,7 +65,7 @@ class BybitCase(StreamCase):
                 b.book.best_bid(), b.book.best_ask()
         return self.n_diffs
 
-    def cf_feed(self) -> Any:
+    def cf_feed(self, checksum_validation: bool = False) -> Any:
         from cryptofeed.defines import L2_BOOK, TRADES
         from cryptofeed.exchanges import Bybit
         from cryptofeed.symbols import Symbols
@@ -88,8 +88,8 @@ class BybitCase(StreamCase):
                 b.bids.index(0), b.asks.index(0)
         return self.n_diffs
 
-    async def cf_books(self) -> Any:
-        feed = await super().cf_books()
+    async def cf_books(self, checksum_validation: bool = False) -> Any:
+        feed = await super().cf_books(checksum_validation)
         self._cf_decoded = [(self.category(c), m, std) for c, m, std in self._cf_decoded]  # its `market` argument
         return feed
 

@@ -77,7 +77,7 @@ class CoinbaseCase(StreamCase):
                 b.book.best_bid(), b.book.best_ask()
         return self.n_diffs
 
-    def cf_feed(self) -> Any:
+    def cf_feed(self, checksum_validation: bool = False) -> Any:
         from cryptofeed.defines import L2_BOOK, TRADES
         from cryptofeed.exchanges import Coinbase
         from cryptofeed.symbols import Symbols

@@ -60,7 +60,9 @@ class KrakenCase(StreamCase):
                 b.book.best_bid(), b.book.best_ask()
         return self.n_diffs
 
-    def cf_feed(self) -> Any:
+    sends_checksums = True
+
+    def cf_feed(self, checksum_validation: bool = False) -> Any:
         from cryptofeed.defines import L2_BOOK, TRADES
         from cryptofeed.exchanges import Kraken
         from cryptofeed.symbols import Symbols
@@ -69,7 +71,7 @@ class KrakenCase(StreamCase):
         Symbols.set(Kraken.id, syms, extra)
         self._cf_std = {v: k for k, v in syms.items()}
         return Kraken(symbols=[self._cf_std[p] for p in self.pairs()], channels=[TRADES, L2_BOOK],
-                      callbacks={TRADES: _noop, L2_BOOK: _noop})
+                      callbacks={TRADES: _noop, L2_BOOK: _noop}, checksum_validation=checksum_validation)
 
     async def cf_book(self, feed: Any, bbo: bool = False) -> int:
         for _c, m, std in self._cf_decoded:

@@ -55,7 +55,9 @@ class OkxCase(StreamCase):
                 b.book.best_bid(), b.book.best_ask()
         return self.n_diffs
 
-    def cf_feed(self) -> Any:
+    sends_checksums = True
+
+    def cf_feed(self, checksum_validation: bool = False) -> Any:
         from cryptofeed.defines import L2_BOOK, TRADES
         from cryptofeed.exchanges import OKX
         from cryptofeed.symbols import Symbols
@@ -64,7 +66,7 @@ class OkxCase(StreamCase):
         Symbols.set(OKX.id, syms, extra)
         self._cf_std = {v: k for k, v in syms.items()}
         return OKX(symbols=[self._cf_std[i] for i in self.inst_ids()], channels=[TRADES, L2_BOOK],
-                   callbacks={TRADES: _noop, L2_BOOK: _noop})
+                   callbacks={TRADES: _noop, L2_BOOK: _noop}, checksum_validation=checksum_validation)
 
     async def cf_book(self, feed: Any, bbo: bool = False) -> int:
         for _c, m, std in self._cf_decoded:
