@@ -15,12 +15,15 @@ book as it was.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import NamedTuple
 
 from marketlake_native import BookError, OrderBook, use_level_type
 
-__all__ = ["BookError", "Level", "OrderBook", "to_decimal"]
+from live_relay.messages import BookLevel
+
+__all__ = ["BookError", "Level", "OrderBook", "book_levels", "to_decimal"]
 
 
 class Level(NamedTuple):
@@ -42,3 +45,12 @@ def to_decimal(text: str) -> Decimal:
 
 
 use_level_type(Level)  # the compiled book hands out levels as this named tuple
+
+
+def book_levels(levels: Iterable[Sequence[str]]) -> tuple[BookLevel, ...]:
+    """[price, size, ...] levels (or Levels) that an OrderBook has accepted -> the protocol's BookLevels.
+
+    The book takes only str prices and sizes, so levels it accepted are published as they are (no str() per
+    level: this runs for every level of every depth frame).
+    """
+    return tuple([BookLevel(level[0], level[1]) for level in levels])

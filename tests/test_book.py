@@ -95,6 +95,16 @@ def test_a_delta_with_one_malformed_level_changes_nothing() -> None:
     assert book.top(5) == ([Level("10", "1")], [Level("11", "1")])
 
 
+@pytest.mark.parametrize("level", [[61837.5, "1"], ["61837.5", 1], ["61837.5", None]])
+def test_a_price_or_size_that_is_not_a_string_is_a_malformed_level(level: list[object]) -> None:
+    # Levels hold the exchange's strings and are published as they are: a JSON number is not what any
+    # adapter passes (HTX and Bitfinex turn theirs into strings), so it is refused, not converted.
+    book = OrderBook("X:A/B")
+    with pytest.raises(BookError, match="malformed level"):
+        book.apply_delta([level], [])
+    assert len(book) == 0
+
+
 def test_a_negative_size_is_refused_naming_the_level() -> None:
     with pytest.raises(BookError, match=r"negative size '-1' at price '5'"):
         OrderBook("X:A/B").set_level(False, "5", "-1")

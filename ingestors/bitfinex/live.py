@@ -30,6 +30,7 @@ import orjson
 from ingestors.bitfinex.book import BitfinexBook, BitfinexBooks, BitfinexParseError, Outcome, load_frame
 from ingestors.bitfinex.config import BOOK_CHANNEL, EXCHANGE, LIVE_FLAGS, TICKER_CHANNEL, TRADES_CHANNEL, ticker_for
 from ingestors.bitfinex.rest import symbol_of
+from ingestors.book import book_levels
 from ingestors.gaps import GapEvent, stream_gap
 from ingestors.live.adapter import FrameParseError, KeepAlive, LiveEvent, SnapshotRequest
 from live_relay.messages import BookLevel, BookUpdate, Tick, TopOfBook
@@ -40,10 +41,6 @@ BOOK_LEN = 100  # levels a side: 1, 25, 100 or 250
 PING = orjson.dumps({"event": "ping", "cid": 1}).decode()
 _MS = 1_000_000
 _CHAN_ID = re.compile(r"\[\s*(\d+)\s*,")
-
-
-def _levels(levels: Sequence[Sequence[str]]) -> tuple[BookLevel, ...]:
-    return tuple(BookLevel(str(lv[0]), str(lv[1])) for lv in levels)
 
 
 class BitfinexLive:
@@ -140,7 +137,7 @@ class BitfinexLive:
     def _book(self, book: BitfinexBook, outcome: Outcome, data: str | bytes, recv_ns: int) -> BookUpdate:
         self._resubscribing.discard(book.symbol)
         if outcome is Outcome.SNAPSHOT:
-            bids, asks = _levels(book.book.bids()), _levels(book.book.asks())
+            bids, asks = book_levels(book.book.bids()), book_levels(book.book.asks())
         else:
             price, count, amount = load_frame(data)[1]  # [chanId, [PRICE, COUNT, AMOUNT](, SEQ)]
             level = (BookLevel(price, amount.lstrip("-") if int(count) > 0 else "0"),)

@@ -24,11 +24,12 @@ from typing import Any
 
 import orjson
 
+from ingestors.book import book_levels
 from ingestors.bybit.book import BybitBook, BybitBooks, BybitParseError, Outcome
 from ingestors.bybit.config import BOOK_DEPTHS, EXCHANGE, PERPETUAL_QUOTE_SUFFIX, category_for_url
 from ingestors.gaps import GapEvent, stream_gap
 from ingestors.live.adapter import FrameParseError, KeepAlive, LiveEvent, SnapshotRequest
-from live_relay.messages import BookLevel, BookUpdate, Tick, TopOfBook
+from live_relay.messages import BookUpdate, Tick, TopOfBook
 from live_relay.topics import parse_ticker
 
 __all__ = ["BybitLive", "ws_symbol"]
@@ -49,10 +50,6 @@ def _instrument(ticker: str) -> dict[str, str]:
     perpetual = t.quote.endswith(PERPETUAL_QUOTE_SUFFIX)
     return {"baseCoin": t.base, "quoteCoin": t.quote.removesuffix(PERPETUAL_QUOTE_SUFFIX),
             "contractType": "Perpetual" if perpetual else ""}  # fmt: skip
-
-
-def _levels(levels: Sequence[Sequence[str]]) -> tuple[BookLevel, ...]:
-    return tuple(BookLevel(str(lv[0]), str(lv[1])) for lv in levels)
 
 
 class BybitLive:
@@ -151,7 +148,7 @@ class BybitLive:
         if snapshot:
             self._resubscribing.discard(f"orderbook.{book.depth}.{book.symbol}")
         bids, asks = (book.book.bids(), book.book.asks()) if snapshot else (msg["data"]["b"], msg["data"]["a"])
-        return [BookUpdate(ticker=book.ticker, snapshot=snapshot, bids=_levels(bids), asks=_levels(asks),
+        return [BookUpdate(ticker=book.ticker, snapshot=snapshot, bids=book_levels(bids), asks=book_levels(asks),
                            exchange_time_ns=int(msg.get("ts") or 0) * _MS, receive_time_ns=recv_ns,
                            update_id=book.book.update_id, sequence=book.cross_seq)]  # fmt: skip
 

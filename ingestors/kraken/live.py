@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from ingestors.book import Level
+from ingestors.book import book_levels
 from ingestors.gaps import GapEvent, GapHow, stream_gap
 from ingestors.kraken.book import KrakenBooks, KrakenParseError, Outcome
 from ingestors.kraken.config import ASSET_ALIASES, EXCHANGE, ticker_for
@@ -42,10 +42,6 @@ def ws_pair(ticker: str) -> str:
 def _ns(kraken_time: str) -> int:
     seconds, _, fraction = kraken_time.partition(".")
     return int(seconds) * 1_000_000_000 + int((fraction + "000000000")[:9])
-
-
-def _levels(levels: Sequence[Level]) -> tuple[BookLevel, ...]:
-    return tuple(BookLevel(lv.price, lv.size) for lv in levels)
 
 
 class KrakenLive:
@@ -123,7 +119,7 @@ class KrakenLive:
             return [stream_gap(kb.gaps[-1])]
         if outcome is Outcome.SNAPSHOT:
             bids, asks = kb.book.top(kb.book.depth_limit or BOOK_DEPTH)
-            return [BookUpdate(ticker=kb.ticker, snapshot=True, bids=_levels(bids), asks=_levels(asks),
+            return [BookUpdate(ticker=kb.ticker, snapshot=True, bids=book_levels(bids), asks=book_levels(asks),
                                receive_time_ns=recv_ns, update_id=kb.stats.updates_applied)]  # fmt: skip
         if outcome is Outcome.APPLIED:
             # The levels as Kraken sent them, then the ones the subscribed depth pushed out (Kraken drops them

@@ -30,6 +30,7 @@ from typing import Any
 import httpx
 import orjson
 
+from ingestors.book import book_levels
 from ingestors.gaps import GapEvent, stream_gap
 from ingestors.kucoin.book import KucoinBook, KucoinBooks, KucoinParseError, Outcome
 from ingestors.kucoin.config import (
@@ -47,7 +48,7 @@ from ingestors.kucoin.config import (
 )
 from ingestors.kucoin.rest import symbol_of
 from ingestors.live.adapter import FrameParseError, KeepAlive, LiveEvent, SnapshotRequest
-from live_relay.messages import BookLevel, BookUpdate, Tick, TopOfBook
+from live_relay.messages import BookUpdate, Tick, TopOfBook
 
 __all__ = ["BULLET_PATH", "KucoinLive", "symbol_of"]
 
@@ -58,10 +59,6 @@ SNAPSHOT_PATH = SNAPSHOT_PATHS[2]  # /api/v3/market/orderbook/level2: the full b
 MAX_SYMBOLS = 100  # symbols a subscribe topic may name
 PING = orjson.dumps({"id": "marketlake", "type": "ping"}).decode()
 _MS = 1_000_000
-
-
-def _levels(levels: Sequence[Sequence[str]]) -> tuple[BookLevel, ...]:
-    return tuple(BookLevel(str(lv[0]), str(lv[1])) for lv in levels)
 
 
 class KucoinLive:
@@ -159,7 +156,7 @@ class KucoinLive:
         changes = data["changes"]
         bids, asks = ([c for c in sorted(changes[side], key=lambda c: int(c[2])) if int(c[2]) > prev and c[0] != NO_PRICE]
                       for side in ("bids", "asks"))  # fmt: skip
-        return BookUpdate(ticker=book.ticker, snapshot=False, bids=_levels(bids), asks=_levels(asks),
+        return BookUpdate(ticker=book.ticker, snapshot=False, bids=book_levels(bids), asks=book_levels(asks),
                           exchange_time_ns=int(data.get("time") or 0) * _MS, receive_time_ns=recv_ns,
                           update_id=book.seq, sequence=book.seq)  # fmt: skip
 
@@ -179,6 +176,7 @@ class KucoinLive:
 
     def _snapshot_update(self, book: KucoinBook, exchange_ns: int, recv_ns: int) -> BookUpdate:
         self._announced.add(book.symbol)
-        return BookUpdate(ticker=book.ticker, snapshot=True, bids=_levels(book.book.bids()), asks=_levels(book.book.asks()),
+        return BookUpdate(ticker=book.ticker, snapshot=True, bids=book_levels(book.book.bids()),
+                          asks=book_levels(book.book.asks()),
                           exchange_time_ns=exchange_ns, receive_time_ns=recv_ns, update_id=book.seq,
                           sequence=book.seq)  # fmt: skip

@@ -21,6 +21,7 @@ from typing import Any
 
 import orjson
 
+from ingestors.book import book_levels
 from ingestors.gaps import GapEvent, stream_gap
 from ingestors.live.adapter import FrameParseError, KeepAlive, LiveEvent, SnapshotRequest
 from ingestors.okx.book import OkxBook, OkxBooks, OkxParseError, Outcome
@@ -30,7 +31,7 @@ from ingestors.okx.config import (
     inst_id,
     ticker_for,
 )
-from live_relay.messages import BookLevel, BookUpdate, Tick, TopOfBook
+from live_relay.messages import BookUpdate, Tick, TopOfBook
 
 __all__ = ["BOOK_CHANNEL", "OkxLive", "inst_id"]
 
@@ -38,10 +39,6 @@ BOOK_CHANNEL = "books"  # 400 levels, snapshot then updates; books-l2-tbt/books5
 TRADES_CHANNEL = "trades"
 _MS = 1_000_000
 # quote part of a project ticker: QUOTE, QUOTE + PERP (swap), QUOTE + YYMMDD (future), + STRIKE + C|P (option)
-
-
-def _levels(levels: Sequence[Sequence[str]]) -> tuple[BookLevel, ...]:
-    return tuple(BookLevel(str(lv[0]), str(lv[1])) for lv in levels)
 
 
 class OkxLive:
@@ -141,10 +138,10 @@ class OkxLive:
         self._resubscribing.discard((book.channel, book.inst_id))
         update_id = book.seq_id if book.seq_id is not None else book.stats.updates_applied
         if outcome is Outcome.SNAPSHOT:
-            bids, asks = _levels(book.book.bids()), _levels(book.book.asks())
+            bids, asks = book_levels(book.book.bids()), book_levels(book.book.asks())
         else:
             d = msg["data"][0]
-            bids, asks = _levels(d["bids"]), _levels(d["asks"])
+            bids, asks = book_levels(d["bids"]), book_levels(d["asks"])
         return [BookUpdate(ticker=book.ticker, snapshot=outcome is Outcome.SNAPSHOT, bids=bids, asks=asks,
                            exchange_time_ns=book.ts_ms * _MS, receive_time_ns=recv_ns, update_id=update_id)]  # fmt: skip
 

@@ -14,7 +14,7 @@ use pyo3::create_exception;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyFloat, PyInt, PyList, PyString, PyTuple};
+use pyo3::types::{PyList, PyString, PyTuple};
 use rust_decimal::Decimal;
 
 create_exception!(
@@ -84,15 +84,11 @@ struct OrderBook {
     dropped_asks: Vec<Entry>,
 }
 
-/// A level's element as a Python str: str as is, int and float as their str() (what Decimal(x) would read).
+/// A level's price or size: only a str is one. Exchanges send decimal strings (adapters of exchanges that send JSON
+/// numbers, HTX and Bitfinex, turn them into strings first), and a Level holds strings: a number here is a
+/// malformed level, so levels the book accepted can be published as they are.
 fn as_text<'py>(item: &Bound<'py, PyAny>) -> Option<Bound<'py, PyString>> {
-    if let Ok(s) = item.cast::<PyString>() {
-        return Some(s.clone());
-    }
-    if item.is_instance_of::<PyInt>() || item.is_instance_of::<PyFloat>() {
-        return item.str().ok();
-    }
-    None
+    item.cast::<PyString>().ok().cloned()
 }
 
 impl OrderBook {
