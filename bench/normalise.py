@@ -32,12 +32,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import orjson
 
 from bench.common import write_section
 from bench.normalise_cases import CASES, StreamCase
 from ingestors.binance.depth_sync import BinanceBooks, parse_depth_event
-from ingestors.binance.parse import parse_agg_trade, parse_combined_frame
+from ingestors.binance.parse import AGG_TRADE, agg_trade_tick, decode_event, decode_frame
 from ingestors.binance.recording import Recording, load_recordings
 from ingestors.binance.replay import ReplayServer
 from marketlake.settings import get_settings
@@ -114,12 +115,11 @@ class _BinanceCase:
         syms, extra = Binance._parse_symbol_data(info)  # what cryptofeed would read from exchangeInfo
         Symbols.set(Binance.id, syms, extra)
 
-    # ours: ingestors.binance.parse + depth_sync.BinanceBooks (the live adapter's code path)
+    # ours: ingestors.binance.parse (typed msgspec decoding) + depth_sync.BinanceBooks (the live adapter's code path)
     @staticmethod
     def ours_trades(texts: list[str]) -> int:
         for text in texts:
-            _stream, data = parse_combined_frame(text)
-            parse_agg_trade(data, "BINANCE:BTC/USDT")
+            agg_trade_tick(decode_event(AGG_TRADE, decode_frame(text)), "BINANCE:BTC/USDT")
         return len(texts)
 
     def our_books(self) -> BinanceBooks:
@@ -132,7 +132,7 @@ class _BinanceCase:
 
     def ours_depth(self, books: BinanceBooks) -> int:
         for text in self.depth:
-            books.on_depth_event(parse_combined_frame(text)[1], 0)
+            books.on_depth_event(msgspec.json.decode(decode_frame(text).data), 0)
         return len(self.depth)
 
     def ours_book(self, books: BinanceBooks, bbo: bool = False) -> int:

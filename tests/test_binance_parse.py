@@ -11,12 +11,17 @@ import pytest
 
 from ingestors.binance import config as cfg
 from ingestors.binance.parse import (
+    BOOK_TICKER,
+    TRADE,
     BinanceParseError,
+    decode_event,
+    decode_frame,
     parse_agg_trade,
     parse_combined_frame,
     parse_kline,
     parse_recorded_line,
     parse_trade_event,
+    trade_tick,
 )
 from ingestors.binance.recording import aggregate_trades, load_recordings
 from ingestors.binance.schemas import fmt_e8, to_e8
@@ -36,6 +41,8 @@ def test_every_recorded_btc_trade_parses_with_exact_strings(data_dir: Path) -> N
             continue
         stream, data = parse_combined_frame(payload)
         tick = parse_trade_event(data, BTC, recv_ns)
+        frame = decode_frame(payload)  # the live adapter's typed path gives the same Tick
+        assert frame.stream == stream and trade_tick(decode_event(TRADE, frame), BTC, recv_ns) == tick
         raw = orjson.loads(payload)["data"]
         assert stream == "btcusdt@trade"
         assert (tick.price, tick.size, tick.trade_id) == (raw["p"], raw["q"], str(raw["t"]))
@@ -78,8 +85,19 @@ def test_parse_agg_trade_maps_binance_fields() -> None:
     assert (t.trade_id, t.price, t.size, t.first_trade_id, t.last_trade_id) == (
         "26129", "0.01633102", "4.70443515", "27781", "27783")
     assert t.exchange_time_ns == 1498793709153_000_000 and t.buyer_is_maker and t.receive_time_ns == 5
-    with pytest.raises(BinanceParseError, match="lacks 'a'"):
+    with pytest.raises(BinanceParseError, match="missing required field `a`"):
         parse_agg_trade({"p": "1"}, BTC)
+
+
+def test_typed_decoding_names_the_missing_or_mistyped_field() -> None:
+    frame = decode_frame('{"stream":"btcusdt@trade","data":{"e":"trade","s":"BTCUSDT","t":1,"p":61837.5,"q":"1",'
+                         '"T":1,"m":true}}')
+    with pytest.raises(BinanceParseError, match=r"btcusdt@trade: Expected `str`, got `float` - at `\$.p`"):
+        decode_event(TRADE, frame)
+    with pytest.raises(BinanceParseError, match="missing required field `u`"):
+        decode_event(BOOK_TICKER, decode_frame('{"stream":"btcusdt@bookTicker","data":{"s":"BTCUSDT"}}'))
+    with pytest.raises(BinanceParseError, match="not a combined-stream frame"):
+        decode_frame('{"stream":"btcusdt@trade"}')
 
 
 def test_parse_trade_event_rejects_other_events(data_dir: Path) -> None:

@@ -17,12 +17,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import msgspec
 import orjson
 
 from ingestors.binance import config as cfg
 from ingestors.binance.book_events import DiffBookEvents
 from ingestors.binance.depth_sync import BinanceBooks, parse_depth_event
-from ingestors.binance.parse import BinanceParseError, parse_combined_frame, parse_trade_event
+from ingestors.binance.parse import BOOK_TICKER, TRADE, BinanceParseError, decode_event, decode_frame, trade_tick
 from ingestors.live.adapter import FrameParseError, KeepAlive, LiveEvent, SnapshotRequest
 from live_relay.messages import TopOfBook
 
@@ -73,28 +74,32 @@ class BinanceLive:
 
     def on_frame(self, data: str | bytes, recv_ns: int) -> list[LiveEvent]:
         try:
-            stream, event = parse_combined_frame(data)
+            frame = decode_frame(data)
         except BinanceParseError as exc:
             if _is_request_answer(data):
                 return []  # a SUBSCRIBE / LIST_SUBSCRIPTIONS answer {"result": ..., "id": ...}
             raise FrameParseError("not_combined", str(exc)) from None
+        stream = frame.stream
         kind = stream.partition("@")[2]
         try:
             if kind == "trade":
-                symbol = str(event["s"])
-                return [parse_trade_event(event, self.ticker_of.get(symbol, f"{cfg.EXCHANGE}:{symbol}"), recv_ns)]
+                trade = decode_event(TRADE, frame)
+                return [trade_tick(trade, self._ticker(trade.s), recv_ns)]
             if kind.startswith("depth"):
+                event = msgspec.json.decode(frame.data)
                 return self.book_events.on_diff(str(event["s"]), parse_depth_event(event, recv_ns), recv_ns)
             if kind == "bookTicker":
-                symbol = str(event["s"])
-                return [TopOfBook(ticker=self.ticker_of.get(symbol, f"{cfg.EXCHANGE}:{symbol}"), bid_price=event["b"],
-                                  bid_size=event["B"], ask_price=event["a"], ask_size=event["A"],
-                                  exchange_time_ns=0, receive_time_ns=recv_ns, sequence=int(event["u"]))]  # fmt: skip
+                top = decode_event(BOOK_TICKER, frame)
+                return [TopOfBook(ticker=self._ticker(top.s), bid_price=top.b, bid_size=top.B, ask_price=top.a,
+                                  ask_size=top.A, exchange_time_ns=0, receive_time_ns=recv_ns, sequence=top.u)]
         except BinanceParseError as exc:
             raise FrameParseError("schema", str(exc)) from None
         except (KeyError, TypeError, ValueError) as exc:
             raise FrameParseError("schema", f"{stream}: {type(exc).__name__} {exc}") from None
         raise FrameParseError("unknown_stream", stream)
+
+    def _ticker(self, symbol: str) -> str:
+        return self.ticker_of.get(symbol) or f"{cfg.EXCHANGE}:{symbol}"
 
     def outgoing(self) -> Sequence[str]:
         return ()  # resyncs use REST snapshots, not resubscriptions

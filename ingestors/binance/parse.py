@@ -7,8 +7,9 @@ microseconds (candles) or nanoseconds (trades) since the epoch, UTC.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
+import msgspec
 import orjson
 
 from live_relay.messages import OHLC, Tick
@@ -44,40 +45,101 @@ def parse_kline(row: Sequence[Any], ticker: str, period_seconds: int) -> OHLC:
     )
 
 
+class AggTradeEvent(msgspec.Struct, gc=False):
+    """A /api/v3/aggTrades element or an <symbol>@aggTrade event (other fields ignored)."""
+
+    a: int  # aggregate trade id
+    p: str
+    q: str
+    f: int  # first and last trade id
+    l: int  # noqa: E741 (Binance's name)
+    T: int  # trade time, ms
+    m: bool  # buyer is the maker
+
+
+class TradeEvent(msgspec.Struct, gc=False):
+    """A <symbol>@trade event."""
+
+    e: str
+    s: str
+    t: int
+    p: str
+    q: str
+    T: int
+    m: bool
+
+
+class BookTickerEvent(msgspec.Struct, gc=False):
+    """A <symbol>@bookTicker event."""
+
+    u: int
+    s: str
+    b: str
+    B: str
+    a: str
+    A: str
+
+
+class CombinedFrame(msgspec.Struct, gc=False):
+    """A /stream?streams=... frame; the event stays undecoded until its stream name says what it is."""
+
+    stream: str
+    data: msgspec.Raw
+
+
+_FRAME = msgspec.json.Decoder(CombinedFrame)
+AGG_TRADE = msgspec.json.Decoder(AggTradeEvent)
+TRADE = msgspec.json.Decoder(TradeEvent)
+BOOK_TICKER = msgspec.json.Decoder(BookTickerEvent)
+_E = TypeVar("_E")
+
+
+def decode_frame(text: str | bytes) -> CombinedFrame:
+    """Websocket frame -> CombinedFrame, decoded and type-checked in one pass (msgspec): the hot path of the feed."""
+    try:
+        return _FRAME.decode(text)
+    except msgspec.DecodeError as exc:
+        raise BinanceParseError(f"not a combined-stream frame ({exc}): {text[:200]!r}") from None
+
+
+def decode_event(decoder: msgspec.json.Decoder[_E], frame: CombinedFrame) -> _E:
+    """The frame's event as the decoder's type; BinanceParseError says which field is missing or mistyped."""
+    try:
+        return decoder.decode(frame.data)
+    except msgspec.DecodeError as exc:
+        raise BinanceParseError(f"{frame.stream}: {exc}: {bytes(frame.data)[:200]!r}") from None
+
+
+def _convert(d: Mapping[str, Any], kind: type[_E], what: str, ticker: str) -> _E:
+    try:
+        return msgspec.convert(d, kind)
+    except msgspec.ValidationError as exc:
+        raise BinanceParseError(f"{what} for {ticker}: {exc}: {d!r:.200}") from None
+
+
+def agg_trade_tick(e: AggTradeEvent, ticker: str, receive_time_ns: int = 0) -> Tick:
+    return Tick(ticker=ticker, trade_id=str(e.a), price=e.p, size=e.q, buyer_is_maker=e.m,
+                exchange_time_ns=e.T * 1_000_000, receive_time_ns=receive_time_ns, first_trade_id=str(e.f),
+                last_trade_id=str(e.l))
+
+
+def trade_tick(e: TradeEvent, ticker: str, receive_time_ns: int = 0) -> Tick:
+    if e.e != "trade":
+        raise BinanceParseError(f"not a trade event for {ticker}: {e!r}")
+    return Tick(ticker=ticker, trade_id=str(e.t), price=e.p, size=e.q, buyer_is_maker=e.m,
+                exchange_time_ns=e.T * 1_000_000, receive_time_ns=receive_time_ns)
+
+
 def parse_agg_trade(d: Mapping[str, Any], ticker: str, receive_time_ns: int = 0) -> Tick:
     """A /api/v3/aggTrades element or an <symbol>@aggTrade event: {a, p, q, f, l, T, m, ...}."""
-    try:
-        return Tick(
-            ticker=ticker,
-            trade_id=str(d["a"]),
-            price=d["p"],
-            size=d["q"],
-            buyer_is_maker=bool(d["m"]),
-            exchange_time_ns=int(d["T"]) * 1_000_000,
-            receive_time_ns=receive_time_ns,
-            first_trade_id=str(d["f"]),
-            last_trade_id=str(d["l"]),
-        )
-    except (KeyError, TypeError) as exc:
-        raise BinanceParseError(f"aggregate trade for {ticker} lacks {exc}: {d!r}") from None
+    return agg_trade_tick(_convert(d, AggTradeEvent, "aggregate trade", ticker), ticker, receive_time_ns)
 
 
 def parse_trade_event(d: Mapping[str, Any], ticker: str, receive_time_ns: int = 0) -> Tick:
     """A <symbol>@trade event: {"e": "trade", "E", "s", "t", "p", "q", "T", "m", "M"}."""
     if d.get("e") != "trade":
         raise BinanceParseError(f"not a trade event for {ticker}: {d!r}")
-    try:
-        return Tick(
-            ticker=ticker,
-            trade_id=str(d["t"]),
-            price=d["p"],
-            size=d["q"],
-            buyer_is_maker=bool(d["m"]),
-            exchange_time_ns=int(d["T"]) * 1_000_000,
-            receive_time_ns=receive_time_ns,
-        )
-    except (KeyError, TypeError) as exc:
-        raise BinanceParseError(f"trade event for {ticker} lacks {exc}: {d!r}") from None
+    return trade_tick(_convert(d, TradeEvent, "trade event", ticker), ticker, receive_time_ns)
 
 
 def parse_combined_frame(text: str | bytes) -> tuple[str, dict[str, Any]]:
