@@ -170,3 +170,24 @@ def test_subscriptions_are_chunked_pongs_recognised_and_a_refused_subscription_i
     with pytest.raises(FrameParseError) as refused:
         adapter.on_frame('{"success":false,"ret_msg":"error:handler not found","conn_id":"c","op":"subscribe"}', 1)
     assert refused.value.cause == "subscription_error"
+
+
+def test_trades_read_the_same_on_the_typed_fast_path_and_the_general_path(data_dir: Path) -> None:
+    # publicTrade messages as Bybit writes them take the typed path; the same message with its keys in another order
+    # takes the general path: both give the same Ticks, and a mistyped field is a schema error on either.
+    adapter = BybitLive(TICKERS["spot"], "ws://127.0.0.1:1/v5/public/spot", "")
+    conn = next(c for c in load(data_dir, "BYBIT").conns if c.path == "/v5/public/spot")
+    frames = [f for f in conn.recvs if f.startswith('{"topic":"publicTrade.')]
+    assert frames
+    for text in frames:
+        msg = orjson.loads(text)
+        reordered = orjson.dumps({"data": msg["data"], "topic": msg["topic"], "ts": msg["ts"], "type": msg["type"]})
+        fast, general = adapter.on_frame(text, 5), adapter.on_frame(reordered, 5)
+        assert fast == general and [(t.trade_id, t.price, t.size, t.buyer_is_maker) for t in fast] == [
+            (d["i"], d["p"], d["v"], d["S"] == "Sell") for d in msg["data"]]
+    bad = '{"topic":"publicTrade.BTCUSDT","ts":1,"type":"snapshot","data":[{"T":1,"s":"BTCUSDT","S":"Buy","v":"1",' \
+          '"p":65114.2,"i":"x"}]}'
+    with pytest.raises(FrameParseError, match=r"Expected `str`, got `float` - at `\$\[0\].p`") as exc:
+        adapter.on_frame(bad, 0)
+    assert exc.value.cause == "schema"
+    print(f"bybit: {len(frames)} spot trade messages equal on both paths")

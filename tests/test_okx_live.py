@@ -228,3 +228,23 @@ def test_bad_frames_raise_frame_parse_errors_and_a_disconnect_is_a_gap_for_each_
     assert [(g.ticker, g.how, g.detected_at_ns) for g in gaps if isinstance(g, StreamGap)] == [
         (TICKERS[1], "reconnect", 7)] and len(gaps) == 1  # the first lost its book already
     assert adapter.on_connect(8) == [] and not adapter.books.books and adapter.outgoing() == []
+
+
+def test_trades_read_the_same_on_the_typed_fast_path_and_the_general_path(data_dir: Path) -> None:
+    # The typed path is taken for pushes that start as OKX writes them; the same push with its keys in another
+    # order takes the general path: both must give the same Ticks, and a mistyped field is a schema error on either.
+    adapter = OkxLive(TICKERS, "ws://127.0.0.1:1/ws/v5/public", "http://127.0.0.1:1")
+    pushes = [f for f in load(data_dir, "OKX").conns[0].recvs if f.startswith('{"arg":{"channel":"trades"')]
+    assert pushes
+    for text in pushes:
+        push = orjson.loads(text)
+        reordered = orjson.dumps({"data": push["data"], "arg": push["arg"]})
+        fast, general = adapter.on_frame(text, 5), adapter.on_frame(reordered, 5)
+        assert fast == general and [(t.trade_id, t.price, t.size) for t in fast] == [
+            (d["tradeId"], d["px"], d["sz"]) for d in push["data"]]
+    bad = '{"arg":{"channel":"trades","instId":"BTC-USDT"},"data":[{"instId":"BTC-USDT","tradeId":"1","px":1.5,' \
+          '"sz":"1","side":"buy","ts":"1"}]}'
+    with pytest.raises(FrameParseError, match=r"Expected `str`, got `float` - at `\$\[0\].px`") as exc:
+        adapter.on_frame(bad, 0)
+    assert exc.value.cause == "schema"
+    print(f"okx: {len(pushes)} trade pushes equal on both paths")
