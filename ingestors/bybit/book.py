@@ -205,9 +205,9 @@ class BybitBooks:
             return None, Outcome.NOT_BOOK  # {"op": "subscribe" | "pong", "success": ...}
         try:
             if topic.startswith("orderbook."):
-                depth, symbol = book_depth(self.category, topic)
                 book = self.books.get(topic)
-                if book is None:
+                if book is None:  # the topic is read once, when its book is made
+                    depth, symbol = book_depth(self.category, topic)
                     book = self.books[topic] = BybitBook(symbol, depth, self.ticker_of(symbol), on_gap=self._on_gap)
                 return book, book.on_message(msg["type"], msg["data"], recv_ns)
             if topic.startswith("tickers."):

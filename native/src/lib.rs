@@ -154,9 +154,16 @@ impl OrderBook {
     fn number(&self, text: &Bound<'_, PyString>, level: &Bound<'_, PyAny>) -> PyResult<Decimal> {
         let s = text.to_str()?;
         parse_decimal(s).ok_or_else(|| {
+            // A number rust_decimal cannot hold exactly is refused, never rounded: two distinct prices must not merge.
+            let what = if s.parse::<f64>().is_ok_and(f64::is_finite) {
+                "a decimal number beyond 28 places or 96 bits of digits (refused, not rounded)"
+            } else {
+                "not a decimal number"
+            };
             BookError::new_err(format!(
-                "{}: not an exact decimal number (at most 28 places and 96 bits of digits): {} in level {}",
+                "{}: {}: {} in level {}",
                 self.ticker,
+                what,
                 text.repr().map(|r| r.to_string()).unwrap_or_default(),
                 level.repr().map(|r| r.to_string()).unwrap_or_default()
             ))
