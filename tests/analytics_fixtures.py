@@ -12,10 +12,11 @@ from __future__ import annotations
 import itertools
 import uuid
 from collections.abc import Sequence
-from dataclasses import replace
 from decimal import Decimal
 from functools import cache
 from pathlib import Path
+
+from msgspec.structs import replace
 
 from ingestors.binance.config import SYMBOL_SPECS
 from ingestors.binance.history import SymbolHistory

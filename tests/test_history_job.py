@@ -6,12 +6,12 @@ with a reason that names the offending value.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from dagster import DagsterInstance, Definitions, ExecuteInProcessResult, RunRequest, build_sensor_context
+from msgspec.structs import replace
 
 from live_relay.messages import OHLC, OHLCBatch, Status
 from marketlake.settings import Settings
