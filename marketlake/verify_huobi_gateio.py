@@ -21,7 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 import orjson
 
 from ingestors.book import Level
-from ingestors.gateio.book import GateioBooks, GateioBookSync, GateioParseError
+from ingestors.gateio.book import GateioBooks, GateioBookSync, GateioParseError, Push
 from ingestors.gateio.book import Outcome as GateioOutcome
 from ingestors.gateio.config import ORDER_BOOK_PATH, GateioSymbolError
 from ingestors.gateio.config import ticker_for as gateio_ticker
@@ -98,7 +98,7 @@ def verify_gateio(session: Session) -> VerifyReport:
 
     def changed(sync: GateioBookSync, snapshot: bool) -> None:
         if sync.synced:
-            _new_state(report, sync, check_for(sync.ticker), sync.prev_ts_ms + 1, sync.ts_ms, snapshot)
+            _new_state(report, sync, check_for(sync.ticker), sync.prev_event_ms + 1, sync.event_ms, snapshot)
             sequenced.setdefault(sync.ticker, BboCheck()).on_book(sync.book.update_id, sync.book.best_bid(),
                                                                    sync.book.best_ask())
 
@@ -110,11 +110,11 @@ def verify_gateio(session: Session) -> VerifyReport:
             for books in connections.values():
                 if pair in books.syncs and books.syncs[pair].wants_snapshot:
                     try:
-                        outcome = books.on_snapshot(pair, orjson.loads(r.data), r.recv_ns)
+                        applied = books.on_snapshot(pair, orjson.loads(r.data), r.recv_ns) is GateioOutcome.SNAPSHOT_APPLIED
                     except (orjson.JSONDecodeError, GateioParseError):
                         report.malformed_frames += 1
                         continue
-                    if outcome is GateioOutcome.SNAPSHOT_APPLIED:
+                    if applied:
                         changed(books.syncs[pair], True)
             continue
         report.frames += 1
@@ -125,9 +125,9 @@ def verify_gateio(session: Session) -> VerifyReport:
         try:
             sync, outcome = books.on_frame(r.data, r.recv_ns)
             top = books.ticker
-            if outcome is GateioOutcome.TICKER and top is not None:
+            if outcome is Push.TICKER and top is not None:
                 check_for(gateio_ticker(top.pair)).on_ticker(top.time_ms, top.bid_price, top.ask_price)
-            elif outcome is GateioOutcome.BOOK_TICKER and books.book_ticker is not None:
+            elif outcome is Push.BOOK_TICKER and books.book_ticker is not None:
                 bt = books.book_ticker
                 sequenced.setdefault(gateio_ticker(bt.pair), BboCheck()).on_ticker(
                     bt.update_id, Level(bt.bid_price, bt.bid_size), Level(bt.ask_price, bt.ask_size))
@@ -136,8 +136,8 @@ def verify_gateio(session: Session) -> VerifyReport:
             continue
         for gap in books.gaps[gaps_before:]:
             check_for(gap.ticker).reset()
-        if sync is not None and outcome in (GateioOutcome.APPLIED, GateioOutcome.REFRESH):
-            changed(sync, outcome is GateioOutcome.REFRESH)
+        if sync is not None and outcome in (GateioOutcome.APPLIED, Push.REFRESH):
+            changed(sync, outcome is Push.REFRESH)
     owners = [s for c in connections.values() for s in c.syncs.values()]
     _finish(report, owners, checks)
     for ticker, bbo in sorted(sequenced.items()):

@@ -13,7 +13,7 @@ import orjson
 import pytest
 
 from ingestors.gaps import GapHow
-from ingestors.gateio.book import GateioBooks, GateioParseError, Outcome, SyncState
+from ingestors.gateio.book import GateioBooks, GateioBookSync, GateioParseError, Outcome, Push, SyncState
 from ingestors.gateio.config import GateioSymbolError, snapshot_url, ticker_for
 from marketlake.recordings import RecordKind, Session, read_session
 from marketlake.verify_book import VerifyReport
@@ -135,19 +135,19 @@ def test_tickers_book_tickers_and_whole_books() -> None:
     books = GateioBooks()
     ticker = ('{"time":1619093533,"channel":"spot.tickers","event":"update","result":{"currency_pair":"NEO_BTC",'
               '"last":"0.0018716","lowest_ask":"0.0018734","highest_bid":"0.0018697"}}')
-    assert books.on_frame(ticker, 0) == (None, Outcome.TICKER)
+    assert books.on_frame(ticker, 0) == (None, Push.TICKER)
     assert books.ticker == ("NEO_BTC", 1619093533000, "0.0018697", "0.0018734")
     bt = ('{"time":1,"channel":"spot.book_ticker","event":"update","result":{"t":1606293275123,"u":48733182,'
           '"s":"BTC_USDT","b":"19177.79","B":"0.0003341504","a":"19179.38","A":"0.09"}}')
-    assert books.on_frame(bt, 0) == (None, Outcome.BOOK_TICKER) and books.book_ticker is not None
+    assert books.on_frame(bt, 0) == (None, Push.BOOK_TICKER) and books.book_ticker is not None
     assert books.book_ticker.update_id == 48733182 and books.book_ticker.bid_size == "0.0003341504"
     whole = ('{"time":1,"channel":"spot.order_book","event":"update","result":{"t":5,"lastUpdateId":48791820,'
              '"s":"BTC_USDT","bids":[["19079.55","0.0195"]],"asks":[["19080.24","0.1638"]]}}')
     sync, outcome = books.on_frame(whole, 0)
-    assert outcome is Outcome.REFRESH and sync is not None and sync.book.best_ask() == ("19080.24", "0.1638")
+    assert outcome is Push.REFRESH and sync is not None and sync.book.best_ask() == ("19080.24", "0.1638")
     assert books.on_frame(whole.replace("48791820", "48791819"), 0)[1] is Outcome.IGNORED_OLD
     assert books.on_frame('{"time":1,"channel":"spot.pong","event":"","error":null,"result":null}', 0) == (
-        None, Outcome.NOT_BOOK)
+        None, Push.NOT_BOOK)
 
 
 def test_every_recorded_trade_parses_to_gateio_exact_text(gateio: Session) -> None:
@@ -159,7 +159,7 @@ def test_every_recorded_trade_parses_to_gateio_exact_text(gateio: Session) -> No
     books = GateioBooks()
     trades = []
     for t in texts:
-        assert books.on_frame(t, 0) == (None, Outcome.TRADE)
+        assert books.on_frame(t, 0) == (None, Push.TRADE)
         trades += books.trades
     print(f"\nGate.io trades parsed: {len(trades)} in {len(texts)} spot.trades frames")
     assert len(trades) == len(raw) == len(texts) > 5
@@ -191,14 +191,13 @@ def test_pairs_become_project_tickers() -> None:
 
 
 def test_a_snapshot_whose_cached_updates_do_not_continue_it_is_not_reported_applied() -> None:
-    from ingestors.gateio.book import GateioBookSync
-
     sync = GateioBookSync("BTC_USDT")
-    for first, last in ((101, 105), (110, 112)):  # 106..109 never arrived
-        sync.on_update({"U": first, "u": last, "b": [["1", "1"]], "a": [["2", "1"]], "t": 1}, 0)
-    # 101..105 bridges the snapshot, then 110 does not continue 105: a gap while replaying the cache
-    assert sync.on_snapshot({"id": 103, "bids": [["1", "2"]], "asks": [["2", "2"]]}, 0) is Outcome.GAP
-    assert sync.state is SyncState.AWAITING_SNAPSHOT and sync.wants_snapshot
-    assert [(g.last_seen, g.next_received) for g in sync.gaps] == [(105, 110)]
+    outcomes = [sync.on_update({"U": first, "u": last, "b": [["1", "1"]], "a": [["2", "1"]], "t": 1}, 0)
+                for first, last in ((101, 105), (110, 112))]  # 106..109 never arrived
+    assert outcomes == [Outcome.BUFFERED] * 2
+    # No book bridged by 101..105 could take 110: only 110..112 stay cached, and a snapshot older than them is stale
+    assert sync.on_snapshot({"id": 103, "bids": [["1", "2"]], "asks": [["2", "2"]]}, 0) is Outcome.STALE_SNAPSHOT
+    assert sync.state is SyncState.AWAITING_SNAPSHOT and sync.wants_snapshot and sync.book.update_id == 0
+    assert (sync.stats.stale_snapshots, sync.stats.resyncs, sync.gaps) == (1, 0, [])  # no book existed: no gap
     assert sync.on_snapshot({"id": 111, "bids": [["1", "2"]], "asks": [["2", "2"]]}, 0) is Outcome.SNAPSHOT_APPLIED
     assert sync.is_live and sync.book.update_id == 112

@@ -5,7 +5,8 @@ https://www.gate.io/docs/developers/apiv4/ws/en/ — one connection to wss://api
 spot.order_book_update [pair, "100ms"] a pair ("GATEIO:BTC/USDT" -> BTC_USDT):
 - spot.trades → Tick: id "id", price and amount as sent, time "create_time_ms" (ms with a fraction,
   kept exactly in ns); "side" is the taker's, so "sell" means the buyer was the maker;
-- spot.order_book_update → ingestors/gateio/book.GateioBooks: updates are cached until the REST snapshot
+- spot.order_book_update → ingestors/gateio/book.GateioBooks (the buffered snapshot + diff procedure of
+  ingestors/binance/depth_sync.DepthSync on Gate.io's fields): updates are cached until the REST snapshot
   GET /api/v4/spot/order_book?currency_pair=..&limit=100&with_id=true (fetched by the runner when
   `snapshot_requests` asks) gives baseId; the book goes out as BookUpdate snapshot=True as soon as a
   snapshot is applied (with the cached updates after it), then one delta per applied update (size "0"
@@ -28,7 +29,7 @@ from urllib.parse import urlencode
 import orjson
 
 from ingestors.gaps import GapEvent, GapHow, stream_gap
-from ingestors.gateio.book import GateioBooks, GateioBookSync, GateioParseError, Outcome
+from ingestors.gateio.book import GateioBooks, GateioBookSync, GateioParseError, Outcome, Push
 from ingestors.gateio.config import (
     BOOK_TICKER_CHANNEL,
     BOOK_UPDATE_CHANNEL,
@@ -131,14 +132,14 @@ class GateioLive:
             if channel == BOOK_UPDATE_CHANNEL and isinstance(result, dict):
                 return self._update(result, data, recv_ns)
             sync, outcome = self.books.on_frame(data, recv_ns)
-            if outcome is Outcome.BOOK_TICKER and (t := self.books.book_ticker) is not None:
+            if outcome is Push.BOOK_TICKER and (t := self.books.book_ticker) is not None:
                 return [TopOfBook(ticker=ticker_for(t.pair), bid_price=t.bid_price, bid_size=t.bid_size,
                                   ask_price=t.ask_price, ask_size=t.ask_size, exchange_time_ns=t.t_ms * _MS,
                                   receive_time_ns=recv_ns, sequence=t.update_id)]  # fmt: skip
-            if outcome is Outcome.REFRESH and sync is not None:  # spot.order_book: a whole book
-                self._announced.add(sync.pair)
+            if outcome is Push.REFRESH and sync is not None:  # spot.order_book: a whole book
+                self._announced.add(sync.symbol)
                 return [self._snapshot_update(sync, recv_ns)]
-            if outcome is Outcome.TICKER:
+            if outcome is Push.TICKER:
                 return []  # spot.tickers: best prices without sizes, no TopOfBook
         except GateioParseError as exc:
             raise FrameParseError("schema", str(exc)) from None
@@ -166,12 +167,13 @@ class GateioLive:
         if outcome is not Outcome.APPLIED:
             return []  # BUFFERED, DROPPED (in the snapshot already), IGNORED_OLD
         return [BookUpdate(ticker=sync.ticker, snapshot=False, bids=_levels(result["b"]), asks=_levels(result["a"]),
-                           exchange_time_ns=sync.ts_ms * _MS, receive_time_ns=recv_ns,
+                           exchange_time_ns=sync.event_ms * _MS, receive_time_ns=recv_ns,
                            update_id=sync.book.update_id)]  # fmt: skip
 
     def _snapshot_update(self, sync: GateioBookSync, recv_ns: int) -> BookUpdate:
         return BookUpdate(ticker=sync.ticker, snapshot=True, bids=_levels(sync.book.bids()), asks=_levels(sync.book.asks()),
-                          exchange_time_ns=sync.ts_ms * _MS, receive_time_ns=recv_ns, update_id=sync.book.update_id)  # fmt: skip
+                          exchange_time_ns=sync.event_ms * _MS, receive_time_ns=recv_ns,
+                          update_id=sync.book.update_id)  # fmt: skip
 
     def snapshot_requests(self) -> Sequence[SnapshotRequest]:
         return [SnapshotRequest(p, f"{self.rest_url}{ORDER_BOOK_PATH}?"
@@ -180,15 +182,14 @@ class GateioLive:
 
     def on_snapshot(self, request: SnapshotRequest, body: Any, recv_ns: int) -> list[LiveEvent]:
         sync = self.books.sync_for(request.symbol)
-        seen = len(sync.gaps)
         try:
             outcome = sync.on_snapshot(body, recv_ns)
         except GateioParseError as exc:
             raise FrameParseError("snapshot", str(exc)) from None
-        gaps: list[LiveEvent] = [stream_gap(g) for g in sync.gaps[seen:]]  # breaks among the cached updates
-        if outcome is not Outcome.SNAPSHOT_APPLIED or not sync.synced:
-            return gaps  # stale (now, or for the cached updates after it): the pair asks for another
+        if outcome is not Outcome.SNAPSHOT_APPLIED:
+            return []  # stale: the pair asks for another (or not waiting for one)
         # Announce the book at once, bridged by the cached updates or not: diffs set absolute sizes, so the
-        # bridging update (U <= baseId + 1 <= u) applies to it as a plain delta.
+        # bridging update (U <= baseId + 1 <= u) applies to it as a plain delta. The cached updates are
+        # contiguous (DepthSync keeps only those after the last break), so replaying them cannot gap.
         self._announced.add(request.symbol)
-        return [*gaps, self._snapshot_update(sync, recv_ns)]
+        return [self._snapshot_update(sync, recv_ns)]
