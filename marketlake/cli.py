@@ -71,18 +71,19 @@ def exchange_sim(
     s = get_settings()
     name = exchange.upper()
     if name in ("BINANCE", "MEXC"):  # MEXC: the Binance recordings re-encoded in MEXC's documented formats
-        from ingestors.binance.replay import FaultConfig
-
-        if name == "BINANCE":
-            from ingestors.binance.replay import run_replay_server
-        else:
-            from ingestors.mexc.replay import run_replay_server
         from urllib.parse import urlsplit
+
+        from ingestors.binance.replay import BINANCE, FaultConfig, run_replay_server
+
+        if name == "MEXC":
+            from ingestors.mexc.replay import MEXC as wire
+        else:
+            wire = BINANCE
 
         faults = FaultConfig(fail_429=fail_429, fail_500=fail_500, latency_ms=latency_ms)
         default_port = s.sim_port if name == "BINANCE" else urlsplit(s.mexc_rest_url).port or 8774
         run_replay_server(s.sim_host, port or default_port, s.data_dir, faults,
-                          deterministic=True if deterministic is None else deterministic, speed=speed)
+                          deterministic=True if deterministic is None else deterministic, speed=speed, wire=wire)
         return
     from urllib.parse import urlsplit
 

@@ -11,6 +11,10 @@ as fast as the client reads, then stays open and quiet (the REST depth snapshot 
 fits a fresh replay). Paced mode: one replay clock starts with the server and runs
 at `speed` x recorded time; a connection joins it where it is now, like a live
 market, and REST depth returns the book rebuilt at that point.
+
+The sender (pacing, the depth-drop / malformed-frame / close faults) does not know Binance's format: a
+WsFormat's session per connection says what it subscribed to, answers its requests and encodes each
+recorded frame. BINANCE_WS is Binance's own; ingestors.mexc.replay plugs in MEXC's (protobuf pushes).
 """
 
 from __future__ import annotations
@@ -20,8 +24,9 @@ import bisect
 import heapq
 import logging
 import weakref
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import orjson
 from aiohttp import WSMsgType, web
@@ -69,7 +74,75 @@ class StreamReplay:
             await ws.close(code=1001, message=b"server shutdown")
 
 
-async def _send_frames(ws: web.WebSocketResponse, subs: set[str], subscribed: asyncio.Event, combined: bool,
+class WsSession(Protocol):
+    """One websocket connection in one wire format: its subscriptions, its answers and its data frames.
+
+    The sender, the pacing and the faults around it are the server's (make_ws_handler); a session only
+    says what a connection wants and how a recorded frame looks on its wire.
+    """
+
+    @property
+    def malformed(self) -> str | bytes:
+        """What the malformed_frames fault sends (str: a text frame, bytes: a binary frame)."""
+        ...
+
+    def wants(self, stream: str) -> bool:
+        """Whether the connection is subscribed to (something made from) this recorded stream."""
+        ...
+
+    def encode(self, frame: Frame) -> Sequence[str | bytes]:
+        """The frames to send for one recorded frame of a wanted stream (str: text, bytes: binary)."""
+        ...
+
+    def answer(self, message: str) -> str:
+        """The reply to one text message from the client; (un)subscribing changes what wants() says."""
+        ...
+
+
+@dataclass(frozen=True)
+class WsFormat:
+    """A websocket wire format: the upgrade paths, the server's ping interval and a session per connection."""
+
+    paths: tuple[str, ...]
+    session: Callable[[web.Request], WsSession]
+    heartbeat: float | None = None  # seconds between the server's pings (None: the server sends none)
+
+
+class BinanceSession:
+    """Binance's: streams named in the path (/ws/a/b) or query (/stream?streams=a/b), SUBSCRIBE / UNSUBSCRIBE /
+    LIST_SUBSCRIPTIONS requests; raw events on /ws, combined frames {"stream", "data"} on /stream."""
+
+    malformed = '{"stream": "broken'
+
+    def __init__(self, request: web.Request) -> None:
+        self.combined = request.path.startswith("/stream")
+        names = request.query.get("streams", "") if self.combined else request.match_info.get("streams", "")
+        self.subs = {s for s in names.split("/") if s}
+
+    def wants(self, stream: str) -> bool:
+        return stream in self.subs
+
+    def encode(self, frame: Frame) -> tuple[str]:
+        return (frame.text if self.combined else frame.data_text(),)
+
+    def answer(self, message: str) -> str:
+        try:
+            req = orjson.loads(message)
+        except orjson.JSONDecodeError:
+            return orjson.dumps({"error": {"code": 3, "msg": "Invalid JSON"}, "id": None}).decode()
+        return orjson.dumps(_answer(req if isinstance(req, dict) else {}, self.subs)).decode()
+
+
+# Binance ignores path segments that are no stream (ccxt connects to /ws/0, /ws/1, ... and then sends SUBSCRIBE):
+# the replay of a connection starts with its first subscription to a recorded stream.
+BINANCE_WS = WsFormat(paths=("/ws", "/ws/{streams:.+}", "/stream"), session=BinanceSession, heartbeat=20.0)
+
+
+async def _send(ws: web.WebSocketResponse, data: str | bytes) -> None:
+    await (ws.send_bytes(data) if isinstance(data, bytes) else ws.send_str(data))
+
+
+async def _send_frames(ws: web.WebSocketResponse, session: WsSession, subscribed: asyncio.Event,
                        replay: StreamReplay, state: SimState, transport: Any) -> None:
     await subscribed.wait()
     loop = asyncio.get_running_loop()
@@ -81,17 +154,18 @@ async def _send_frames(ws: web.WebSocketResponse, subs: set[str], subscribed: as
     replay.sent_ns = 0  # a new connection starts the recording again: the recorded snapshot fits it
     depth_seen: dict[str, int] = {}  # per stream, for the depth-drop fault
     for frame in replay.frames[start:]:
-        if frame.stream not in subs:
+        if not session.wants(frame.stream):
             continue
         if "@depth" in frame.stream and _drop_depth(frame.stream, depth_seen, state):
             continue
         if state.take("malformed_frames"):
-            await ws.send_str('{"stream": "broken')
+            await _send(ws, session.malformed)
         if not replay.deterministic:
             due = (replay.started or 0.0) + (frame.recv_ns - replay.t0_ns) / 1e9 / replay.speed
             if due > loop.time():
                 await asyncio.sleep(due - loop.time())
-        await ws.send_str(frame.text if combined else frame.data_text())
+        for data in session.encode(frame):
+            await _send(ws, data)
         replay.sent_ns = frame.recv_ns
         sent += 1
         with state.lock:
@@ -135,41 +209,31 @@ def _answer(request: dict[str, Any], subs: set[str]) -> dict[str, Any]:
     return {"error": {"code": 2, "msg": f"Invalid request: unknown method or params: {request!r}"}, "id": rid}
 
 
-def make_ws_handler(replay: StreamReplay, state: SimState) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-    """The aiohttp handler for /ws, /ws/{streams} and /stream."""
+def make_ws_handler(replay: StreamReplay, state: SimState,
+                    fmt: WsFormat = BINANCE_WS) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """The aiohttp handler for the format's websocket paths (Binance's: /ws, /ws/{streams} and /stream)."""
 
     async def handle(request: web.Request) -> web.StreamResponse:
         if state.take("drop_next"):
             assert request.transport is not None
             request.transport.abort()
             return web.Response(status=499)  # never written: the connection is gone
-        combined = request.path.startswith("/stream")
-        names = request.query.get("streams", "") if combined else request.match_info.get("streams", "")
-        subs = {s for s in names.split("/") if s}
-        ws = web.WebSocketResponse(heartbeat=20.0)
+        session = fmt.session(request)
+        ws = web.WebSocketResponse(heartbeat=fmt.heartbeat)
         await ws.prepare(request)
         replay.sockets.add(ws)
         with state.lock:
             state.ws_connections += 1
-        subscribed = asyncio.Event()
-        # Binance ignores path segments that are no stream (ccxt connects to /ws/0, /ws/1, ... and then
-        # sends SUBSCRIBE): the replay starts with the first subscription to a recorded stream.
-        if subs & replay.streams:
+        subscribed = asyncio.Event()  # the replay starts with the first subscription to a recorded stream
+        if any(session.wants(s) for s in replay.streams):
             subscribed.set()
-        sender = asyncio.create_task(
-            _send_frames(ws, subs, subscribed, combined, replay, state, request.transport))
+        sender = asyncio.create_task(_send_frames(ws, session, subscribed, replay, state, request.transport))
         try:
             async for msg in ws:
                 if msg.type != WSMsgType.TEXT:
                     continue
-                try:
-                    req = orjson.loads(msg.data)
-                except orjson.JSONDecodeError:
-                    await ws.send_str(orjson.dumps({"error": {"code": 3, "msg": "Invalid JSON"}, "id": None}).decode())
-                    continue
-                reply = _answer(req if isinstance(req, dict) else {}, subs)
-                await ws.send_str(orjson.dumps(reply).decode())
-                if subs & replay.streams:
+                await ws.send_str(session.answer(msg.data))
+                if any(session.wants(s) for s in replay.streams):
                     subscribed.set()
         finally:
             sender.cancel()
