@@ -41,8 +41,14 @@ def platform_supervisor(settings: Settings, *extra: Service) -> Supervisor:
 
 
 def write_section(path: Path, heading: str, text: str) -> None:
-    """Replace one `## ` section of the results file (or append it)."""
-    old = path.read_text() if path.exists() else "# Benchmark results\n\n"
-    parts = old.split("\n## ")
-    kept = [p for p in parts if not ("## " + p).startswith(heading)]
-    path.write_text("\n## ".join(kept).rstrip() + "\n\n" + text)
+    """Replace one `## ` section of the results file where it stands (a reading of the numbers written after it
+    stays after it), or append it at the end."""
+    old = path.read_text() if path.exists() else "# Benchmark results\n"
+    parts = [p.strip("\n") for p in old.split("\n## ")]
+    section = text.strip("\n").removeprefix("## ")
+    at = next((i for i, p in enumerate(parts) if i and ("## " + p).startswith(heading)), None)
+    if at is None:
+        parts.append(section)
+    else:
+        parts[at] = section
+    path.write_text("\n\n## ".join(parts) + "\n")
