@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from marketlake.kafka_broker import KafkaBroker, ensure_topics
+from marketlake.kafka_broker import KafkaBroker, ensure_topics, new_cluster_id
 from marketlake.kafka_topics import consumer_config, history_topic, producer_config, request_topic
 from marketlake.settings import Settings
 
@@ -43,3 +43,10 @@ def test_acked_records_survive_a_broker_restart(tmp_path, kafka_broker: KafkaBro
         assert seen == [str(i).encode() for i in range(100)]
     finally:
         broker.stop()
+
+
+def test_cluster_ids_never_start_with_a_dash() -> None:
+    # One KRaft storage format in 64 failed before: an id starting with "-" reads as an option to kafka-storage.
+    ids = [new_cluster_id() for _ in range(5000)]
+    assert not [i for i in ids if i.startswith("-")]
+    assert all(len(i) == 22 for i in ids) and len(set(ids)) == len(ids)
